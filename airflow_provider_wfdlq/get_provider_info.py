@@ -1,0 +1,54 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_wfdlq import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe this provider; ``package-name`` must equal the distribution name."""
+    return {
+        "package-name": "airflow-provider-wfdlq",
+        "name": "Upstash Workflow DLQ",
+        "description": "Recover failed Upstash Workflow runs from the workflow dead-letter queue.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "qstash",
+                "hook-class-name": "airflow_provider_wfdlq.hooks.dlq.WorkflowDLQHook",
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Upstash Workflow DLQ",
+                "python-modules": ["airflow_provider_wfdlq.hooks.dlq"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Upstash Workflow DLQ",
+                "python-modules": ["airflow_provider_wfdlq.operators.dlq"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Upstash Workflow DLQ",
+                "python-modules": ["airflow_provider_wfdlq.sensors.dlq"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Upstash Workflow DLQ",
+                "python-modules": ["airflow_provider_wfdlq.triggers.dlq"],
+            }
+        ],
+        "integrations": [
+            {
+                "integration-name": "Upstash Workflow DLQ",
+                "external-doc-url": "https://upstash.com/docs/workflow/howto/failures",
+                "tags": ["service"],
+            }
+        ],
+    }
