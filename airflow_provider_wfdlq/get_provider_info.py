@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_wfdlq import __version__
+from airflow_provider_wfdlq.connection_form import provider_connection_type
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -14,12 +15,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Upstash Workflow DLQ",
         "description": "Recover failed Upstash Workflow runs from the workflow dead-letter queue.",
         "versions": [__version__],
-        "connection-types": [
-            {
-                "connection-type": "qstash",
-                "hook-class-name": "airflow_provider_wfdlq.hooks.dlq.WorkflowDLQHook",
-            }
-        ],
+        "connection-types": [provider_connection_type()],
         "hooks": [
             {
                 "integration-name": "Upstash Workflow DLQ",

@@ -1,0 +1,186 @@
+"""WorkflowDLQHook: turns an Airflow ``qstash`` connection into workflow-DLQ clients.
+
+The hook is deliberately thin. Every DLQ call (list, get, resume, restart, their bulk
+forms, failure-callback retry and cancel, delete, run logs) lives on the Airflow-free
+clients in :mod:`airflow_provider_wfdlq.client`; the hook only reads the connection,
+registers the token with the secret masker and hands out a sync client (one connection
+pool per hook) or an async one for triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_wfdlq.client import (
+    DEFAULT_BASE_URL,
+    AsyncWorkflowDLQClient,
+    RetryPolicy,
+    ValidationError,
+    WFDLQError,
+    WorkflowDLQClient,
+)
+from airflow_provider_wfdlq.connection_form import (
+    CONN_TYPE,
+    DEFAULT_CONN_NAME,
+    EXTRA_DEFAULTS,
+    HOOK_NAME,
+    UI_FIELD_BEHAVIOUR,
+)
+
+try:  # Airflow 3.1 keeps it in the execution-time module only.
+    from airflow.sdk.log import mask_secret
+except ImportError:  # pragma: no cover - depends on the Airflow version
+    from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+
+
+@dataclass(frozen=True, repr=False)
+class ClientSettings:
+    """What a client needs, read from a connection. ``repr`` never shows the token."""
+
+    token: str
+    base_url: str
+    timeout: float
+    retry: RetryPolicy
+
+    def __repr__(self) -> str:
+        return f"ClientSettings(base_url={self.base_url!r}, timeout={self.timeout!r}, token=***)"
+
+
+def base_url_from(host: str | None, schema: str | None = None, port: int | None = None) -> str:
+    """The API base URL from a connection's host, which may be a bare host or a full URL."""
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        scheme = schema if schema in ("http", "https") else "https"
+        host = f"{scheme}://{host}"
+    parts = urlsplit(host)
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _number_extra(extra: Mapping[str, Any], name: str, kind: type[int] | type[float]) -> Any:
+    value = extra.get(name, EXTRA_DEFAULTS[name])
+    if value in (None, ""):
+        value = EXTRA_DEFAULTS[name]
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number <= 0:
+        raise ValidationError(
+            f"extra.{name}",
+            value,
+            f"a positive {'integer' if kind is int else 'number'}",
+        )
+    return number
+
+
+def settings_from_connection(
+    *, password: str | None, host: str | None, schema: str | None, port: int | None, extra: Mapping[str, Any]
+) -> ClientSettings:
+    """Validate a connection's fields and extras into client settings, naming any bad field."""
+    if not password:
+        raise ValidationError("password", "", "the QStash token (QSTASH_TOKEN) in the password field")
+    return ClientSettings(
+        token=password,
+        base_url=base_url_from(host, schema, port),
+        timeout=_number_extra(extra, "timeout", float),
+        retry=RetryPolicy(
+            max_attempts=_number_extra(extra, "max_attempts", int),
+            backoff_max=_number_extra(extra, "backoff_max", float),
+            max_rate_limit_wait=_number_extra(extra, "max_rate_limit_wait", float),
+        ),
+    )
+
+
+class WorkflowDLQHook(BaseHook):
+    """
+    Interact with the Upstash Workflow dead-letter queue.
+
+    The token is the connection's password, the base URL its host (default
+    ``https://qstash.upstash.io``; use the regional URL for a regional token, or the local
+    dev server's URL in tests). Extras: ``timeout``, ``max_attempts``, ``backoff_max`` and
+    ``max_rate_limit_wait``.
+
+    :param qstash_conn_id: The ``qstash`` connection to use.
+    """
+
+    conn_name_attr = "qstash_conn_id"
+    default_conn_name = DEFAULT_CONN_NAME
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
+
+    def __init__(self, qstash_conn_id: str = DEFAULT_CONN_NAME, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.qstash_conn_id = qstash_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 3.1 asks the hook; 3.2+ reads the same data from the provider metadata."""
+        return {key: value.copy() for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+    @staticmethod
+    def _settings(conn: Any) -> ClientSettings:
+        settings = settings_from_connection(
+            password=conn.password,
+            host=conn.host,
+            schema=conn.schema,
+            port=conn.port,
+            extra=conn.extra_dejson,
+        )
+        mask_secret(settings.token)
+        return settings
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """Client settings from the connection, read once per hook."""
+        return self._settings(self.get_connection(self.qstash_conn_id))
+
+    @cached_property
+    def client(self) -> WorkflowDLQClient:
+        """The sync client; one connection pool for the life of the hook."""
+        s = self.settings
+        return WorkflowDLQClient(s.token, s.base_url, timeout=s.timeout, retry=s.retry)
+
+    def get_conn(self) -> WorkflowDLQClient:
+        """The sync client (Airflow's usual name for it)."""
+        return self.client
+
+    async def get_async_conn(self) -> AsyncWorkflowDLQClient:
+        """
+        A new async client for a trigger; the caller closes it (``async with``).
+
+        The connection is read the async way, so a trigger never blocks the event loop.
+        """
+        s = self._settings(await self.aget_connection(self.qstash_conn_id))
+        return AsyncWorkflowDLQClient(s.token, s.base_url, timeout=s.timeout, retry=s.retry)
+
+    def close(self) -> None:
+        """Close the sync client's pool, if one was opened."""
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call: list a single DLQ entry."""
+        try:
+            with self._fresh_client() as client:
+                page = client.list_messages(count=1)
+        except WFDLQError as exc:
+            return False, str(exc)
+        found = "entries waiting" if page.messages else "empty"
+        return True, f"Connected to the workflow DLQ at {self.settings.base_url} ({found})"
+
+    def _fresh_client(self) -> WorkflowDLQClient:
+        # A connection test must not retry for a minute: one attempt answers the UI quickly.
+        s = self.settings
+        return WorkflowDLQClient(
+            s.token, s.base_url, timeout=min(s.timeout, 10.0), retry=RetryPolicy(max_attempts=1)
+        )

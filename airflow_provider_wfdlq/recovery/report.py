@@ -1,0 +1,154 @@
+"""What a redrive did: compact counts for XCom, and a full JSON-lines record as it goes."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from airflow_provider_wfdlq.client import DLQMessage
+
+#: How many new runs the XCom result names before it says ``runs_truncated``.
+DEFAULT_MAX_RUNS_IN_RESULT = 1000
+#: How many (workflow URL, response status) groups a dry run reports, largest first.
+MAX_GROUPS = 50
+
+
+class ReportSink(Protocol):
+    """Receives one JSON-safe record per entry acted on, in order, as the redrive goes."""
+
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class NullSink:
+    """For runs without ``report_path``: the XCom counts are the whole report."""
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class JsonLinesSink:
+    """Writes each record as one JSON line to an open text file; flushes after every page."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._stream.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def entry_record(message: DLQMessage, event: str, **extra: Any) -> dict[str, Any]:
+    """The report line for one DLQ entry: what failed, where, and what was done to it."""
+    record: dict[str, Any] = {
+        "event": event,
+        "dlq_id": message.dlq_id,
+        "workflow_url": message.workflow_url,
+        "workflow_run_id": message.workflow_run_id,
+        "created_at": message.created_at,
+        "response_status": message.response_status,
+        "failure_function_state": message.failure_function_state,
+    }
+    record.update(extra)
+    return record
+
+
+@dataclass
+class RedriveReport:
+    """Counts, the cursor where the walk stopped, and a bounded list of the new runs."""
+
+    action: str
+    dry_run: bool
+    counts: Counter[str] = field(default_factory=Counter)
+    pages: int = 0
+    cursor: str | None = None
+    stopped: str = "done"
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs_truncated: bool = False
+    groups: Counter[tuple[str, int | None]] = field(default_factory=Counter)
+    report_path: str | None = None
+    max_runs: int = DEFAULT_MAX_RUNS_IN_RESULT
+
+    def add_run(self, dlq_id: str, workflow_run_id: str | None, created_at: int | None) -> None:
+        """Name a new run in the result, up to ``max_runs``; beyond that only count it."""
+        if len(self.runs) < self.max_runs:
+            self.runs.append(
+                {
+                    "dlq_id": dlq_id,
+                    "workflow_run_id": workflow_run_id,
+                    "workflow_created_at": created_at,
+                }
+            )
+        else:
+            self.runs_truncated = True
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-safe: the XCom result, and what a checkpoint keeps of the report."""
+        return {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "counts": dict(sorted(self.counts.items())),
+            "pages": self.pages,
+            "cursor": self.cursor,
+            "stopped": self.stopped,
+            "runs": list(self.runs),
+            "runs_truncated": self.runs_truncated,
+            "groups": [
+                {"workflow_url": url, "response_status": status, "entries": n}
+                for (url, status), n in self.groups.most_common(MAX_GROUPS)
+            ],
+            "report_path": self.report_path,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back what an earlier try recorded, so the result covers the whole task."""
+        self.counts = Counter(state.get("counts", {}))
+        self.pages = int(state.get("pages", 0))
+        self.runs = list(state.get("runs", []))
+        self.runs_truncated = bool(state.get("runs_truncated", False))
+        self.groups = Counter(
+            {(g["workflow_url"], g["response_status"]): g["entries"] for g in state.get("groups", [])}
+        )
+
+    def summary(self) -> str:
+        """One line for the log and the demo."""
+        parts = [f"{name} {n}" for name, n in sorted(self.counts.items())] or ["nothing matched"]
+        where = "" if self.cursor is None else f", cursor to go on from: {self.cursor}"
+        return f"{self.action}{' (dry run)' if self.dry_run else ''}: " + ", ".join(parts) + (
+            f" in {self.pages} page(s), stopped: {self.stopped}{where}"
+        )
+
+
+def format_table(
+    messages: list[DLQMessage], when: Callable[[int | None], str], body_chars: int = 60
+) -> str:
+    """The dry run's readable table: one row per entry, the columns an on-call engineer reads."""
+    header = ("dlqId", "workflow URL", "run id", "failed at", "status", "response body", "callback", "labels")
+    rows = [header]
+    for m in messages:
+        body = (m.response_body or "").replace("\n", " ")
+        rows.append(
+            (
+                m.dlq_id,
+                m.workflow_url or "",
+                m.workflow_run_id or "",
+                when(m.created_at),
+                "" if m.response_status is None else str(m.response_status),
+                body[:body_chars] + ("…" if len(body) > body_chars else ""),
+                m.failure_function_state or "-",
+                ",".join(m.labels),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
