@@ -1,0 +1,59 @@
+"""
+### Nightly recovery of failed Upstash Workflow runs
+
+Every night this DAG takes the workflow runs that failed during the data interval out of
+the workflow dead-letter queue and resumes them from the step that failed.
+
+1. **preview** lists what would be resumed (a dry run): a table of the entries and counts
+   per workflow URL and response status in the task log. Nothing is resumed.
+2. **resume** resumes exactly the data interval's entries, page by page, with:
+   - `retries: 3`: a resumed run gets a few more tries than a first run might;
+   - a flow-control key per night (`airflow-redrive-{{ ds }}`) with `parallelism=5,
+     rate=20, period=1m`, so a large backlog drains without starving live traffic, and
+     the whole redrive can be paused in Upstash under one key;
+   - `max_resumes: 5000` so a night that went badly wrong does not redrive without bound;
+     the result names the cursor to go on from;
+   - task `retries: 2`: a retried task goes on from its checkpoint and never resumes an
+     entry twice;
+   - a JSON-lines report per night under `params.report_dir`, one line per entry.
+
+The window is the data interval, inclusive at both ends as the API compares dates; an entry
+stamped exactly at midnight is resumed the first night and is gone by the second.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+
+WINDOW = {"from_date": "{{ data_interval_start }}", "to_date": "{{ data_interval_end }}"}
+
+with DAG(
+    dag_id="nightly_dlq_recovery",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    params={"report_dir": "/tmp/wfdlq-reports"},
+    tags=["upstash", "dlq", "recovery"],
+) as dag:
+    preview = ResumeDLQOperator(task_id="preview", filters=WINDOW, dry_run=True)
+
+    resume = ResumeDLQOperator(
+        task_id="resume",
+        filters=WINDOW,
+        overrides={
+            "retries": 3,
+            "flow_control_key": "airflow-redrive-{{ ds }}",
+            "flow_control": "parallelism=5, rate=20, period=1m",
+        },
+        max_resumes=5000,
+        report_path="file://{{ params.report_dir }}/{{ dag.dag_id }}/{{ ds }}.jsonl",
+        retries=2,
+        retry_delay=pendulum.duration(minutes=5),
+    )
+
+    preview >> resume
