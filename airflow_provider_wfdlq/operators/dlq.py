@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 import pendulum
@@ -105,6 +106,8 @@ class ResumeDLQOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "filters",
         "overrides",
+        "action",
+        "resume_all",
         "cursor",
         "count",
         "max_resumes",
@@ -117,12 +120,12 @@ class ResumeDLQOperator(BaseOperator):
     def __init__(
         self,
         *,
-        filters: Mapping[str, Any] | None = None,
-        overrides: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | str | None = None,
+        overrides: Mapping[str, Any] | str | None = None,
         action: str = "resume",
         cursor: str | None = None,
         count: int | str = 50,
-        resume_all: bool = False,
+        resume_all: bool | str = False,
         max_resumes: int | str | None = None,
         dry_run: bool | str = False,
         report_path: Any = None,
@@ -131,8 +134,8 @@ class ResumeDLQOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.filters = dict(filters or {})
-        self.overrides = dict(overrides or {})
+        self.filters = filters if filters is not None else {}
+        self.overrides = overrides if overrides is not None else {}
         self.action = action
         self.cursor = cursor
         self.count = count
@@ -148,8 +151,8 @@ class ResumeDLQOperator(BaseOperator):
         """Validate the rendered arguments: every bad value fails here, before any request."""
         try:
             plan = RedrivePlan(
-                filters=DLQFilters.coerce(self.filters),
-                overrides=Overrides.coerce(self.overrides),
+                filters=DLQFilters.coerce(_mapping("filters", self.filters)),
+                overrides=Overrides.coerce(_mapping("overrides", self.overrides)),
                 action=self.action,
                 cursor=self.cursor or None,
                 count=check_count(self.count, "count"),
@@ -169,7 +172,7 @@ class ResumeDLQOperator(BaseOperator):
         plan = self.build_plan()
         checkpoint = checkpoint_for(context)
         continuing = checkpoint.load() is not None
-        hook = WorkflowDLQHook(self.qstash_conn_id)
+        hook = self.hook
         try:
             with self._report_sink(continuing) as sink:
                 redrive = Redrive(
@@ -187,6 +190,11 @@ class ResumeDLQOperator(BaseOperator):
         report.report_path = str(self.report_path) if self.report_path else None
         self.log.info("%s", report.summary())
         return report.to_state()
+
+    @cached_property
+    def hook(self) -> WorkflowDLQHook:
+        """The hook for ``qstash_conn_id``; its client keeps one connection pool per task."""
+        return WorkflowDLQHook(self.qstash_conn_id)
 
     def on_kill(self) -> None:
         """Stop between pages; the checkpoint and the report keep what was done."""
@@ -215,6 +223,18 @@ class ResumeDLQOperator(BaseOperator):
         except (NotImplementedError, ValueError, OSError):
             # Some object stores cannot append; a retried try then writes its own file.
             return path.with_name(path.stem + ".retry" + path.suffix).open("w")  # type: ignore[no-any-return]
+
+
+def _mapping(field: str, value: Any) -> Mapping[str, Any]:
+    """Filters and overrides are mappings once rendered; say so plainly when they are not."""
+    if isinstance(value, Mapping):
+        return value
+    raise ValidationError(
+        field,
+        value,
+        "a mapping of names to values (with a single-template string, set "
+        "render_template_as_native_obj=True on the DAG)",
+    )
 
 
 def _describe_ms(ms: int | None) -> str:

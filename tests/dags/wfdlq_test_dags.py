@@ -1,0 +1,85 @@
+"""DAGs the end-to-end tests run through ``dag.test()``; every argument comes from the run's conf.
+
+``render_template_as_native_obj`` lets a whole mapping come from one template, so one DAG
+serves every filter, override and safety test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
+from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+
+
+def conf(name: str, default: str) -> str:
+    return "{{ dag_run.conf.get('%s', %s) }}" % (name, default)
+
+
+def _redrive(task_id: str, operator: type[ResumeDLQOperator] = ResumeDLQOperator, **kwargs: Any) -> Any:
+    return operator(
+        task_id=task_id,
+        filters=conf("filters", "{}"),
+        overrides=conf("overrides", "{}"),
+        action=conf("action", "'resume'"),
+        cursor=conf("cursor", "None"),
+        count=conf("count", "50"),
+        resume_all=conf("resume_all", "False"),
+        max_resumes=conf("max_resumes", "None"),
+        dry_run=conf("dry_run", "False"),
+        report_path=conf("report_path", "None"),
+        **kwargs,
+    )
+
+
+with DAG(
+    dag_id="wfdlq_redrive_from_conf",
+    schedule=None,
+    start_date=START,
+    render_template_as_native_obj=True,
+):
+    _redrive("redrive")
+
+
+class _DyingClient:
+    """Passes calls through; the Nth bulk call reaches the server, then the 'worker' dies."""
+
+    def __init__(self, client: Any, die_on_call: int) -> None:
+        self._client = client
+        self._die_on_call = die_on_call
+        self._calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def resume_bulk(self, *args: Any, **kwargs: Any) -> Any:
+        self._calls += 1
+        result = self._client.resume_bulk(*args, **kwargs)
+        if self._calls == self._die_on_call:
+            raise RuntimeError("worker died after the server resumed, before the answer was kept")
+        return result
+
+
+class DiesOnFirstTry(ResumeDLQOperator):
+    """Its first try dies mid-walk with a bulk answer lost; the retry must finish the job."""
+
+    def execute(self, context: Any) -> Any:
+        if context["ti"].try_number == 1:
+            hook = WorkflowDLQHook(self.qstash_conn_id)
+            hook.__dict__["client"] = _DyingClient(hook.client, die_on_call=3)
+            self.__dict__["hook"] = hook
+        return super().execute(context)
+
+
+with DAG(
+    dag_id="wfdlq_redrive_dies_once",
+    schedule=None,
+    start_date=START,
+    render_template_as_native_obj=True,
+):
+    _redrive("redrive", DiesOnFirstTry, retries=1, retry_delay=pendulum.duration(seconds=0))
