@@ -1,0 +1,107 @@
+"""`wfdlq-devserver`: run the workflow DLQ emulator in the foreground.
+
+wfdlq-devserver --port 8080 --seed 7 --entries 500 --fault 503:ratio=0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from airflow_provider_wfdlq.devserver.app import DevApp
+from airflow_provider_wfdlq.devserver.faults import FAULT_KINDS, parse_fault_spec
+from airflow_provider_wfdlq.devserver.runner import build_state, hide_dropped_connection_errors
+from airflow_provider_wfdlq.devserver.state import DEV_TOKEN
+from airflow_provider_wfdlq.devserver.world import WorldConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wfdlq-devserver",
+        description="Local emulator of the Upstash Workflow dead-letter-queue API, "
+        "with a simulated clock and fault injection (control API under /__dev/).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--token", default=DEV_TOKEN, help="bearer token (default: dev token)")
+    seeding = parser.add_mutually_exclusive_group()
+    seeding.add_argument("--seed", type=int, default=42, help="deterministic data seed")
+    seeding.add_argument("--random-seed", action="store_true", help="pick a random seed")
+    parser.add_argument("--entries", type=int, default=150, help="seeded DLQ entries")
+    parser.add_argument("--anchor-ms", type=int, help="'now' of the seeded data (unix ms)")
+    parser.add_argument("--page-cap", type=int, default=50, help="entries per bulk call")
+    parser.add_argument("--success-ratio", type=float, default=0.8)
+    parser.add_argument("--run-seconds", type=float, default=30.0)
+    parser.add_argument("--callback-seconds", type=float, default=20.0)
+    parser.add_argument("--callback-outcome", default="CALLBACK_SUCCESS")
+    faults = parser.add_argument_group("faults")
+    faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"KIND[:ratio=R][:times=N][:method=M][:path=P][:latency=MS][:reset=S], "
+        f"KIND one of {', '.join(sorted(FAULT_KINDS))}; repeatable",
+    )
+    faults.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
+    faults.add_argument("--rate-limit-rps", type=float, help="429 beyond N requests/second")
+    faults.add_argument("--cursor-ttl-seconds", type=float, help="reject older cursors (400)")
+    parser.add_argument("--log-level", default="info")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        fault_specs = list(args.fault)
+        if args.latency_ms:
+            fault_specs.append(f"latency:ratio=1:latency={args.latency_ms}")
+        faults = [parse_fault_spec(spec) for spec in fault_specs]
+        config = WorldConfig().updated(
+            {
+                "page_cap": args.page_cap,
+                "success_ratio": args.success_ratio,
+                "run_seconds": args.run_seconds,
+                "callback_seconds": args.callback_seconds,
+                "callback_outcome": args.callback_outcome,
+                "rate_limit_rps": args.rate_limit_rps,
+                "cursor_ttl_seconds": args.cursor_ttl_seconds,
+            }
+        )
+    except ValueError as error:
+        print(f"wfdlq-devserver: {error}", file=sys.stderr)
+        return 2
+    state = build_state(
+        token=args.token,
+        seed=args.seed,
+        entries=args.entries,
+        random_seed=args.random_seed,
+        anchor_ms=args.anchor_ms,
+        config=config,
+        faults=faults,
+    )
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"wfdlq-devserver on {url}  seed={state.world.seed}  entries={state.world.entry_count}\n"
+        f"  token:   {state.token}\n"
+        f"  control: {url}/__dev/  (reset, entries, time, config, faults, requests, actions)",
+        flush=True,
+    )
+    hide_dropped_connection_errors()
+    uvicorn.run(
+        DevApp(state),
+        host=args.host,
+        port=args.port,
+        lifespan="off",
+        log_level=args.log_level,
+        access_log=args.log_level == "debug",
+        timeout_graceful_shutdown=1,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
