@@ -1,0 +1,255 @@
+"""The asyncio client: drives the shared flows over one ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+import httpx
+
+from airflow_provider_wfdlq.client._operations import Operations, PageFlow
+from airflow_provider_wfdlq.client._wire import Flow, Outcome, Sleep
+from airflow_provider_wfdlq.client.constants import DEFAULT_BASE_URL
+from airflow_provider_wfdlq.client.filters import DLQFilters, Overrides, RunLogFilters, RunLogQuery
+from airflow_provider_wfdlq.client.models import (
+    BulkResult,
+    DeleteResult,
+    DLQMessage,
+    DLQPage,
+    ResumedRun,
+    RunLogPage,
+    WorkflowRun,
+)
+from airflow_provider_wfdlq.client.retry import RetryPolicy
+
+T = TypeVar("T")
+Page = TypeVar("Page", DLQPage, BulkResult, DeleteResult, RunLogPage)
+Item = TypeVar("Item")
+
+FiltersArg = DLQFilters | Mapping[str, Any] | None
+OverridesArg = Overrides | Mapping[str, Any] | None
+
+
+class AsyncWorkflowDLQClient:
+    """Asyncio client of the Upstash Workflow DLQ API; one connection pool per instance.
+
+    The same methods as :class:`WorkflowDLQClient` (whose docstrings tell the details),
+    awaited; iterators are async generators. Use it as an async context manager, or call
+    :meth:`aclose`. Every argument is checked before any request is sent.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._ops = Operations(token, base_url, retry, timeout)
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=self._ops.timeout, follow_redirects=False
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} base_url={self._ops.base_url!r}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- driving flows --------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[T]) -> T:
+        outcome: Outcome | None = None
+        while True:
+            try:
+                step = flow.send(outcome)
+            except StopIteration as finished:
+                return finished.value  # type: ignore[no-any-return]
+            if isinstance(step, Sleep):
+                await self._ops.policy.async_sleep(step.seconds)
+                outcome = None
+            else:
+                try:
+                    outcome = await self._http.send(self._ops.request(step))
+                except httpx.RequestError as exc:
+                    outcome = exc
+
+    async def _pages(self, page: PageFlow[Page]) -> AsyncIterator[Page]:
+        cursor = None
+        while True:
+            result = await self._run(page(cursor))
+            yield result
+            if result.cursor is None:
+                return
+            cursor = result.cursor
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def list_messages(
+        self, filters: FiltersArg = None, *, cursor: str | None = None, count: int | None = None
+    ) -> DLQPage:
+        """One page of DLQ entries (``count`` 1..100, server default 100)."""
+        return await self._run(self._ops.message_pages(filters, count)(cursor))
+
+    def iter_messages(
+        self, filters: FiltersArg = None, *, count: int | None = None
+    ) -> AsyncIterator[DLQMessage]:
+        """Every matching entry, following the cursor; one page in memory at a time."""
+        pages = self._pages(self._ops.message_pages(filters, count))
+        return _flatten(pages, lambda page: page.messages)
+
+    async def get_message(self, dlq_id: str) -> DLQMessage:
+        return await self._run(self._ops.get_message(dlq_id))
+
+    async def run_logs(
+        self, *, count: int | None = None, cursor: str | None = None, **filters: Unpack[RunLogQuery]
+    ) -> RunLogPage:
+        """One page of run logs, to follow the runs a resume created.
+
+        Filters: ``workflow_run_id`` + ``workflow_created_at``, or ``workflow_runs`` (pairs
+        of run id and created-at ms, or ResumedRun objects), ``state``, ``from_date``,
+        ``to_date``, ``workflow_url``, ``label``.
+        """
+        return await self._run(
+            self._ops.run_log_pages(RunLogFilters.build(**filters), count)(cursor)
+        )
+
+    def iter_run_logs(
+        self, *, count: int | None = None, **filters: Unpack[RunLogQuery]
+    ) -> AsyncIterator[WorkflowRun]:
+        """Every matching run, following the cursor."""
+        pages = self._pages(self._ops.run_log_pages(RunLogFilters.build(**filters), count))
+        return _flatten(pages, lambda page: page.runs)
+
+    # --- acting on one entry --------------------------------------------------------------
+
+    async def resume(self, dlq_id: str, overrides: OverridesArg = None) -> ResumedRun:
+        """Continue the failed run from its failed step, as a NEW run (the entry leaves the DLQ).
+
+        If an attempt's answer is lost and the retry answers 404, :class:`AnswerLostError`
+        says the lost attempt most likely resumed it (its new run id is unknown).
+        """
+        return await self._run(self._ops.act_on_one("resume", dlq_id, overrides))
+
+    async def restart(self, dlq_id: str, overrides: OverridesArg = None) -> ResumedRun:
+        """Run the failed workflow again from its first step, as a NEW run; see :meth:`resume`."""
+        return await self._run(self._ops.act_on_one("restart", dlq_id, overrides))
+
+    async def retry_failure_callback(self, dlq_id: str) -> ResumedRun:
+        """Call the failure callback again (only from CALLBACK_FAIL); answers the ORIGINAL run."""
+        return await self._run(self._ops.retry_failure_callback(dlq_id))
+
+    async def cancel_failure_callback(self, dlq_id: str) -> None:
+        """Cancel an in-progress failure callback (any 2xx/3xx answer means done)."""
+        await self._run(self._ops.cancel_failure_callback(dlq_id))
+
+    async def delete(self, dlq_id: str) -> None:
+        """Remove one entry; a 404 on a retry after a lost answer counts as deleted."""
+        await self._run(self._ops.delete(dlq_id))
+
+    # --- acting in bulk -------------------------------------------------------------------
+
+    async def resume_bulk(
+        self,
+        filters: FiltersArg = None,
+        overrides: OverridesArg = None,
+        *,
+        cursor: str | None = None,
+        count: int | None = None,
+        all: bool = False,
+    ) -> BulkResult:
+        """Resume the entries selected by ``filters`` (at most ``count``, and a server cap).
+
+        Empty filters select the WHOLE DLQ and are refused unless ``all=True``. Follow
+        ``cursor`` (or use :meth:`iter_resume_bulk`) while the result is not ``done``.
+
+        Lost answers (network error after sending, or 502/503/504) are retried safely:
+
+        - with filters, entries the lost attempt resumed have left the DLQ, so the retry
+          acts on what remains and nothing is resumed twice; the lost attempt's new run ids
+          are unknown and the result says so with ``answer_lost=True`` (with ``count``, the
+          call as a whole may then have acted on more than ``count`` entries);
+        - with ``dlq_ids``, a retry answers 404 for ids the lost attempt already resumed:
+          the client looks each id up, re-sends for the ones still in the DLQ and lists the
+          others in ``lost_dlq_ids`` (acted on, new run id unknown). A 404 on the first
+          attempt is a real :class:`NotFoundError`.
+
+        A 400 to a call with a stale ``cursor`` raises :class:`BadRequestError`; starting the
+        walk again with the same filters is safe, as resumed entries are gone.
+        """
+        page = self._ops.bulk_pages("resume", filters, overrides, count, all)
+        return await self._run(page(cursor))
+
+    async def restart_bulk(
+        self,
+        filters: FiltersArg = None,
+        overrides: OverridesArg = None,
+        *,
+        cursor: str | None = None,
+        count: int | None = None,
+        all: bool = False,
+    ) -> BulkResult:
+        """Restart the selected entries from their first step; as :meth:`resume_bulk`."""
+        page = self._ops.bulk_pages("restart", filters, overrides, count, all)
+        return await self._run(page(cursor))
+
+    def iter_resume_bulk(
+        self,
+        filters: FiltersArg = None,
+        overrides: OverridesArg = None,
+        *,
+        count: int | None = None,
+        all: bool = False,
+    ) -> AsyncIterator[BulkResult]:
+        """One :class:`BulkResult` per call, following the cursor until the walk is done."""
+        return self._pages(self._ops.bulk_pages("resume", filters, overrides, count, all))
+
+    def iter_restart_bulk(
+        self,
+        filters: FiltersArg = None,
+        overrides: OverridesArg = None,
+        *,
+        count: int | None = None,
+        all: bool = False,
+    ) -> AsyncIterator[BulkResult]:
+        """As :meth:`iter_resume_bulk`, restarting."""
+        return self._pages(self._ops.bulk_pages("restart", filters, overrides, count, all))
+
+    async def delete_bulk(
+        self,
+        filters: FiltersArg = None,
+        *,
+        cursor: str | None = None,
+        count: int | None = None,
+        all: bool = False,
+    ) -> DeleteResult:
+        """Delete the selected entries; same ``all`` guard and lost-answer rules as resume."""
+        return await self._run(self._ops.delete_pages(filters, count, all)(cursor))
+
+    def iter_delete_bulk(
+        self, filters: FiltersArg = None, *, count: int | None = None, all: bool = False
+    ) -> AsyncIterator[DeleteResult]:
+        """One :class:`DeleteResult` per call, following the cursor until the walk is done."""
+        return self._pages(self._ops.delete_pages(filters, count, all))
+
+
+async def _flatten(
+    pages: AsyncIterator[Page], items: Callable[[Page], tuple[Item, ...]]
+) -> AsyncIterator[Item]:
+    async for page in pages:
+        for item in items(page):
+            yield item

@@ -1,0 +1,173 @@
+"""Sans-IO pieces shared by the sync and async clients: requests out, errors in.
+
+A client operation is a generator (a "flow") that yields :class:`Call` (send this, give me
+the outcome) or :class:`Sleep` (wait this long) and returns its result. The sync and async
+clients only drive flows, so everything that decides anything lives here and in
+``_operations``, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from airflow_provider_wfdlq import __version__
+from airflow_provider_wfdlq.client.errors import (
+    APIError,
+    AuthError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnexpectedAnswerError,
+    ValidationError,
+    redact,
+)
+from airflow_provider_wfdlq.client.retry import rate_limit_wait
+from airflow_provider_wfdlq.client.validation import check_dlq_id
+
+T = TypeVar("T")
+
+USER_AGENT = f"airflow-provider-wfdlq/{__version__} httpx/{httpx.__version__}"
+_ERROR_EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP exchange to make: never a body, never the token (added at send time)."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    redirect_is_success: bool = False
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait before the next attempt; the driver sleeps its own way (blocking or awaiting)."""
+
+    seconds: float
+
+
+Outcome: TypeAlias = httpx.Response | httpx.RequestError
+Flow: TypeAlias = Generator[Call | Sleep, Outcome | None, T]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final response to a call, after retries.
+
+    ``earlier_attempt_may_have_acted`` is True when a previous attempt's answer was lost
+    in a way that the server may have done the work (see ``retry.may_have_acted``).
+    """
+
+    call: Call
+    response: httpx.Response
+    earlier_attempt_may_have_acted: bool
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 300 or (self.call.redirect_is_success and self.status < 400)
+
+
+def dlq_path(prefix: str, dlq_id: Any, field: str = "dlq_id") -> str:
+    """``prefix/<id>`` with the id checked and quoted, since it becomes a path segment."""
+    return f"{prefix}/{quote(check_dlq_id(dlq_id, field), safe='')}"
+
+
+def check_token(token: Any) -> str:
+    """A usable token; the message never shows it, even when it is malformed."""
+    if not isinstance(token, str) or not token.strip() or any(c.isspace() for c in token.strip()):
+        raise ValidationError("token", "<redacted>", "a non-empty token without whitespace")
+    return token.strip()
+
+
+def check_base_url(base_url: Any) -> str:
+    """An http(s) URL with a host and no query/fragment; trailing slashes dropped."""
+    accepted = "an http(s) URL like 'https://qstash.upstash.io' or 'http://127.0.0.1:8080'"
+    try:
+        url = httpx.URL(base_url) if isinstance(base_url, str) else None
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError("base_url", base_url, accepted, "is not an http(s) URL")
+    if url.query or url.fragment or url.userinfo:
+        problem = "must not carry a query, fragment or credentials"
+        raise ValidationError("base_url", base_url, accepted, problem)
+    return str(url).rstrip("/")
+
+
+def check_timeout(timeout: Any) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValidationError("timeout", timeout, "a number of seconds > 0", "is not a timeout")
+    return float(timeout)
+
+
+def build_request(call: Call, base_url: str, token: str) -> httpx.Request:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+        **call.headers,
+    }
+    return httpx.Request(call.method, base_url + call.path, params=call.params, headers=headers)
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The server's ``{"error": ...}`` text, else an excerpt of the body, else the reason."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    text = response.content.decode("utf-8", "replace").strip()
+    if len(text) > _ERROR_EXCERPT:
+        text = text[:_ERROR_EXCERPT] + "..."
+    return text or response.reason_phrase or "(empty body)"
+
+
+def api_error(answer: Answer, token: str, now: float, hint: str = "") -> APIError:
+    """The exception for a non-success answer, with server text redacted."""
+    status, call = answer.status, answer.call
+    args = (status, redact(_error_text(answer.response), token), call.method, call.path, hint)
+    if status == 429:
+        return RateLimitedError(*args, retry_after=rate_limit_wait(answer.response.headers, now))
+    if status in (401, 403):
+        return AuthError(*args)
+    if status == 404:
+        return NotFoundError(*args)
+    if 400 <= status < 500:
+        return BadRequestError(*args)
+    if status >= 500:
+        return ServerError(*args)
+    return UnexpectedAnswerError(*args)
+
+
+def transport_error(call: Call, exc: httpx.RequestError, token: str) -> TransportError:
+    detail = redact(f"{type(exc).__name__}: {exc}", token)
+    return TransportError(detail, call.method, call.path)
+
+
+def json_object(answer: Answer) -> Mapping[str, Any]:
+    """The answer's JSON object; anything else is an UnexpectedAnswerError."""
+    try:
+        body = json.loads(answer.response.content)
+    except ValueError:
+        body = None
+    if not isinstance(body, Mapping):
+        raise UnexpectedAnswerError(
+            answer.status, "the answer is not a JSON object", answer.call.method, answer.call.path
+        )
+    return body

@@ -1,0 +1,306 @@
+"""Answers of the API as frozen dataclasses.
+
+``from_json`` is tolerant: optional fields may be missing and unknown fields are ignored
+(kept in ``raw`` where the object has one), so a server that adds fields never breaks a
+deployed DAG. A missing REQUIRED field raises ``KeyError``/``ValueError``/``TypeError``; the
+client turns that into :class:`~airflow_provider_wfdlq.client.errors.UnexpectedAnswerError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+__all__ = [
+    "BulkResult",
+    "DLQMessage",
+    "DLQPage",
+    "DeleteResult",
+    "FailureCallbackInfo",
+    "ResumedRun",
+    "RunLogPage",
+    "WorkflowRun",
+]
+
+Headers = Mapping[str, tuple[str, ...]]
+
+
+def _text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else str(value)
+
+
+def _int(data: Mapping[str, Any], key: str) -> int | None:
+    """An int also from its text: some fields come as JSON strings in older answers."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{key} is a bool, expected an integer")
+    return int(value)
+
+
+def _required_text(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} is {value!r}, expected a non-empty string")
+    return value
+
+
+def _required_int(data: Mapping[str, Any], key: str) -> int:
+    value = _int(data, key)
+    if value is None:
+        raise KeyError(key)
+    return value
+
+
+def _headers(data: Mapping[str, Any], key: str) -> Headers:
+    """``{name: [values]}``; a single string value is taken as a one-value list."""
+    raw = data.get(key) or {}
+    return {
+        str(name): (str(values),) if isinstance(values, str) else tuple(map(str, values))
+        for name, values in raw.items()
+    }
+
+
+def _body(data: Mapping[str, Any], key: str) -> str | None:
+    """``key`` or, if that is absent, ``key + "Base64"`` decoded (invalid UTF-8 replaced)."""
+    if data.get(key) is not None:
+        return str(data[key])
+    encoded = data.get(f"{key}Base64")
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(str(encoded), validate=True).decode("utf-8", "replace")
+    except binascii.Error as exc:
+        raise ValueError(f"{key}Base64 is not valid base64") from exc
+
+
+def _cursor(data: Mapping[str, Any]) -> str | None:
+    """The end of a walk is an empty OR a missing cursor; both become None."""
+    return _text(data, "cursor") or None
+
+
+def _objects(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    items = data.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        raise TypeError(f"{key} is not a list of objects")
+    return items
+
+
+def _labels(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """``labels``, falling back to the deprecated single ``label``."""
+    labels = data.get("labels")
+    if labels:
+        return tuple(map(str, labels))
+    label = data.get("label")
+    return (str(label),) if label else ()
+
+
+@dataclass(frozen=True)
+class FailureCallbackInfo:
+    """The failure callback of a failed run; absent when the run has none."""
+
+    state: str | None
+    response_status: int | None = None
+    response_body: str | None = field(default=None, repr=False)
+    response_headers: Headers = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            state=_text(data, "state"),
+            response_status=_int(data, "responseStatus"),
+            response_body=_body(data, "responseBody"),
+            response_headers=_headers(data, "responseHeaders"),
+        )
+
+
+@dataclass(frozen=True)
+class DLQMessage:
+    """One DLQ entry.
+
+    Headers and bodies are left out of ``repr`` because they are the application's data and
+    may carry its secrets; they are still fields.
+    """
+
+    dlq_id: str
+    message_id: str | None = None
+    workflow_run_id: str | None = None
+    workflow_url: str | None = None
+    workflow_created_at: int | None = None
+    created_at: int | None = None
+    url: str | None = None
+    method: str | None = None
+    header: Headers = field(default_factory=dict, repr=False)
+    body: str | None = field(default=None, repr=False)
+    max_retries: int | None = None
+    not_before: int | None = None
+    failure_callback: str | None = None
+    caller_ip: str | None = None
+    labels: tuple[str, ...] = ()
+    flow_control_key: str | None = None
+    response_status: int | None = None
+    response_header: Headers = field(default_factory=dict, repr=False)
+    response_body: str | None = field(default=None, repr=False)
+    failure_callback_info: FailureCallbackInfo | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def failure_function_state(self) -> str | None:
+        """``failureCallbackInfo.state``, else the flat ``failureFunctionState`` field."""
+        if self.failure_callback_info is not None and self.failure_callback_info.state:
+            return self.failure_callback_info.state
+        return _text(self.raw, "failureFunctionState")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        info = data.get("failureCallbackInfo")
+        return cls(
+            dlq_id=_required_text(data, "dlqId"),
+            message_id=_text(data, "messageId"),
+            workflow_run_id=_text(data, "workflowRunId"),
+            workflow_url=_text(data, "workflowUrl"),
+            workflow_created_at=_int(data, "workflowCreatedAt"),
+            created_at=_int(data, "createdAt"),
+            url=_text(data, "url"),
+            method=_text(data, "method"),
+            header=_headers(data, "header"),
+            body=_body(data, "body"),
+            max_retries=_int(data, "maxRetries"),
+            not_before=_int(data, "notBefore"),
+            failure_callback=_text(data, "failureCallback"),
+            caller_ip=_text(data, "callerIP"),
+            labels=_labels(data),
+            flow_control_key=_text(data, "flowControlKey"),
+            response_status=_int(data, "responseStatus"),
+            response_header=_headers(data, "responseHeader"),
+            response_body=_body(data, "responseBody"),
+            failure_callback_info=FailureCallbackInfo.from_json(info) if info else None,
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class ResumedRun:
+    """The run a resume/restart created (or, for a callback retry, the ORIGINAL run)."""
+
+    workflow_run_id: str
+    workflow_created_at: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            workflow_run_id=_required_text(data, "workflowRunId"),
+            workflow_created_at=_required_int(data, "workflowCreatedAt"),
+        )
+
+
+@dataclass(frozen=True)
+class DLQPage:
+    """One page of a listing; ``cursor`` is None at the end."""
+
+    messages: tuple[DLQMessage, ...]
+    cursor: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.cursor is None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        messages = tuple(DLQMessage.from_json(item) for item in _objects(data, "messages"))
+        return cls(messages=messages, cursor=_cursor(data))
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The answer to one bulk resume/restart call.
+
+    ``lost_dlq_ids``: ids a dlq_ids call acted on in an attempt whose answer was lost, so
+    their new run ids are unknown. ``answer_lost``: some attempt of this call may have acted
+    and its answer is lost (for a filter call the ids are unknown too); ``runs`` is then
+    incomplete. See ``WorkflowDLQClient.resume_bulk``.
+    """
+
+    runs: tuple[ResumedRun, ...]
+    cursor: str | None
+    lost_dlq_ids: tuple[str, ...] = ()
+    answer_lost: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.cursor is None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        runs = tuple(ResumedRun.from_json(item) for item in _objects(data, "workflowRuns"))
+        return cls(runs=runs, cursor=_cursor(data))
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """The answer to one bulk delete; ``lost_dlq_ids``/``answer_lost`` as in BulkResult."""
+
+    deleted: int
+    cursor: str | None
+    lost_dlq_ids: tuple[str, ...] = ()
+    answer_lost: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.cursor is None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(deleted=_int(data, "deleted") or 0, cursor=_cursor(data))
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """One run as the run logs report it (steps are left in ``raw``)."""
+
+    workflow_run_id: str
+    workflow_url: str | None = None
+    workflow_state: str | None = None
+    workflow_run_created_at: int | None = None
+    workflow_run_completed_at: int | None = None
+    dlq_id: str | None = None
+    failure_function_state: str | None = None
+    labels: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        failure_function = data.get("failureFunction") or {}
+        return cls(
+            workflow_run_id=_required_text(data, "workflowRunId"),
+            workflow_url=_text(data, "workflowUrl"),
+            workflow_state=_text(data, "workflowState"),
+            workflow_run_created_at=_int(data, "workflowRunCreatedAt"),
+            workflow_run_completed_at=_int(data, "workflowRunCompletedAt"),
+            dlq_id=_text(data, "dlqId") or None,
+            failure_function_state=_text(failure_function, "state"),
+            labels=_labels(data),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class RunLogPage:
+    """One page of run logs; ``cursor`` is None at the end."""
+
+    runs: tuple[WorkflowRun, ...]
+    cursor: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.cursor is None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        runs = tuple(WorkflowRun.from_json(item) for item in _objects(data, "runs"))
+        return cls(runs=runs, cursor=_cursor(data))
