@@ -7,6 +7,7 @@ have been accepted (see :class:`~airflow_provider_wfdlq.client.errors.Validation
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import math
 import re
@@ -193,7 +194,11 @@ def parse_flow_control(value: Any, field: str) -> FlowControl:
             problem = f"is not valid flow control (key {key!r} given twice)"
             raise ValidationError(field, value, _FLOW_CONTROL_ACCEPTED, problem)
         if key == "period":
-            found[key] = parse_duration(item, f"{field}.period", allow_zero=False)
+            try:
+                found[key] = parse_duration(item, "period", allow_zero=False)
+            except ValidationError as exc:
+                problem = f"is not valid flow control ({exc})"
+                raise ValidationError(field, value, _FLOW_CONTROL_ACCEPTED, problem) from None
         else:
             number = _as_int(item)
             if number is None or number < 1:
@@ -218,8 +223,8 @@ _TIME_ACCEPTED = (
 def _datetime_ms(moment: dt.datetime) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (moment - epoch) // dt.timedelta(milliseconds=1)
+    # Integer arithmetic (no float timestamp), also right for pendulum's DateTime subclass.
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
 
 
 def _ms_in_range(number: int, value: Any, field: str) -> int:
