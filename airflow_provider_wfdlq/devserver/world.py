@@ -406,7 +406,7 @@ class World:
         for _ in range(count):
             created_at = fields.get("createdAt")
             if not isinstance(created_at, int):
-                created_at = now - self.rng.randint(1_000, 3_600_000)
+                created_at = now  # a fresh failure, after everything already there
             seeded = realistic_message(self.rng, created_at)
             for name, value in fields.items():
                 if value is None:
