@@ -45,7 +45,12 @@ class FakeServer:
             reply = self.script.pop(0)
         if isinstance(reply, Exception):
             raise reply
-        return reply(request) if callable(reply) else reply
+        response = reply(request) if callable(reply) else reply
+        # A fresh copy: a Response object can be shared by parametrized cases and by the
+        # sync and async clients, but httpx binds a response's stream to the first client.
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=response.content
+        )
 
     @property
     def calls(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
