@@ -73,7 +73,16 @@ class FaultRule:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultRule:
-        known = {"fault", "method", "pathPrefix", "times", "ratio", "latencyMs", "resetSeconds"}
+        known = {
+            "id",
+            "fault",
+            "method",
+            "pathPrefix",
+            "times",
+            "ratio",
+            "latencyMs",
+            "resetSeconds",
+        }
         if unknown := set(data) - known:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         return cls(

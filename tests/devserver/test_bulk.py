@@ -26,14 +26,16 @@ def test_full_bulk_resume_resumes_every_entry_exactly_once(
     assert len(runs) == len(before) == len({run["workflowRunId"] for run in runs})
     actions = [a for a in server.control.actions() if a["action"] == "resume"]
     per_entry = Counter(a["dlqId"] for a in actions)
-    assert set(per_entry) == before and set(per_entry.values()) == {1}
+    assert set(per_entry) == before
+    assert set(per_entry.values()) == {1}
     assert [a["newWorkflowRunId"] for a in actions] == [run["workflowRunId"] for run in runs]
     assert server.control.entries() == []
 
 
 def test_count_limits_a_bulk_call_below_the_cap(server: DevServer, api: httpx.Client) -> None:
     page = api.post(f"{DLQ}/resume", params={"count": 3}).json()
-    assert len(page["workflowRuns"]) == 3 and page["cursor"]
+    assert len(page["workflowRuns"]) == 3
+    assert page["cursor"]
     page = api.post(f"{DLQ}/resume", params={"count": 500}).json()
     assert len(page["workflowRuns"]) == 50
 

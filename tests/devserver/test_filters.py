@@ -36,7 +36,11 @@ def callback_state(entry: Entry) -> str | None:
         ("label", lambda e: e.get("label"), lambda e, v: v in (e.get("labels") or [])),
         ("failureFunctionState", callback_state, lambda e, v: callback_state(e) == v),
         ("callerIp", lambda e: e["callerIP"], lambda e, v: e["callerIP"] == v),
-        ("flowControlKey", lambda e: e.get("flowControlKey"), lambda e, v: e.get("flowControlKey") == v),
+        (
+            "flowControlKey",
+            lambda e: e.get("flowControlKey"),
+            lambda e, v: e.get("flowControlKey") == v,
+        ),
     ],
 )
 def test_each_single_value_filter(
@@ -58,12 +62,13 @@ def test_repeated_and_comma_joined_values_are_ored(
     server: DevServer, api: httpx.Client, param: str
 ) -> None:
     entries = server.control.entries()
-    field = {
+    fields: dict[str, Callable[[Entry], list[str]]] = {
         "workflowUrl": lambda e: [e["workflowUrl"]],
-        "label": lambda e: e.get("labels") or [],
-        "failureFunctionState": lambda e: [callback_state(e)] if callback_state(e) else [],
+        "label": lambda e: list(e.get("labels") or []),
+        "failureFunctionState": lambda e: [s] if (s := callback_state(e)) else [],
         "callerIp": lambda e: [e["callerIP"]],
-    }[param]
+    }
+    field = fields[param]
     values = sorted({v for e in entries for v in field(e)})[:2]
     expected = ids([e for e in entries if set(field(e)) & set(values)])
     repeated = list_all(api, {param: values})
@@ -94,7 +99,8 @@ def test_date_bounds_are_inclusive_milliseconds_on_created_at(
     low, high = entries[10]["createdAt"], entries[20]["createdAt"]
     got = list_all(api, {"fromDate": low, "toDate": high})
     assert ids(got) == ids([e for e in entries if low <= e["createdAt"] <= high])
-    assert got[0]["createdAt"] == low and got[-1]["createdAt"] == high
+    assert got[0]["createdAt"] == low
+    assert got[-1]["createdAt"] == high
     assert ids(list_all(api, {"fromDate": low + 1, "toDate": high - 1})) == ids(got[1:-1])
     assert list_all(api, {"fromDate": high, "toDate": low}) == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -18,7 +20,9 @@ def test_default_token_is_the_spec_dev_token(server: DevServer) -> None:
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {DEV_TOKEN}"}],
 )
-def test_unauthorized_without_a_valid_bearer_token(server: DevServer, headers: dict) -> None:
+def test_unauthorized_without_a_valid_bearer_token(
+    server: DevServer, headers: dict[str, Any]
+) -> None:
     for method, path in [
         ("GET", DLQ),
         ("GET", f"{DLQ}/1-0"),
@@ -90,7 +94,7 @@ def test_list_count_is_the_page_size_and_is_capped_at_100(api: httpx.Client) -> 
         ({"label": ""}, "label needs a value"),
     ],
 )
-def test_list_rejects_bad_queries(api: httpx.Client, params: dict, message: str) -> None:
+def test_list_rejects_bad_queries(api: httpx.Client, params: dict[str, Any], message: str) -> None:
     response = api.get(DLQ, params=params)
     assert response.status_code == 400
     assert message in response.json()["error"]
@@ -117,17 +121,22 @@ def test_seeded_entries_carry_every_documented_field(server: DevServer) -> None:
     }  # fmt: skip
     for entry in entries:
         assert always <= set(entry)
-        assert entry["workflowRunId"].startswith("wfr_") and len(entry["workflowRunId"]) == 25
+        assert entry["workflowRunId"].startswith("wfr_")
+        assert len(entry["workflowRunId"]) == 25
         assert entry["dlqId"] == f"{entry['createdAt']}-{entry['dlqId'].split('-')[1]}"
         assert ("body" in entry) != ("bodyBase64" in entry)
         assert ("responseBody" in entry) != ("responseBodyBase64" in entry)
-    seen = lambda name: {e.get(name) is not None for e in entries}  # noqa: E731
     for optional in ["failureCallback", "failureCallbackInfo", "label", "flowControlKey"]:
-        assert seen(optional) == {True, False}
+        assert {e.get(optional) is not None for e in entries} == {True, False}
     assert len({e["workflowUrl"] for e in entries}) >= 4
     assert {500, 502, 503, 504, 489} <= {e["responseStatus"] for e in entries}
     states = {e["failureCallbackInfo"]["state"] for e in entries if "failureCallbackInfo" in e}
-    assert states == {"CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED"}
+    assert states == {
+        "CALLBACK_INPROGRESS",
+        "CALLBACK_SUCCESS",
+        "CALLBACK_FAIL",
+        "CALLBACK_CANCELED",
+    }
     spread_ms = max(e["createdAt"] for e in entries) - min(e["createdAt"] for e in entries)
     assert spread_ms > 2 * 86_400_000
     assert max(e["createdAt"] for e in entries) < server.control.now_ms()
@@ -142,7 +151,8 @@ def test_same_seed_same_entries_and_reset_with_another_seed(server: DevServer) -
     assert len(other) == 12
     assert other[0] != before[0]
     result = server.control.reset(random_seed=True, entries=3)
-    assert len(server.control.entries()) == 3 and isinstance(result["seed"], int)
+    assert len(server.control.entries()) == 3
+    assert isinstance(result["seed"], int)
 
 
 def test_js_client_list_form(server: DevServer, api: httpx.Client) -> None:

@@ -27,7 +27,8 @@ def test_resume_issues_a_new_run_and_removes_the_entry(
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"workflowRunId", "workflowCreatedAt"}
-    assert body["workflowRunId"].startswith("wfr_") and len(body["workflowRunId"]) == 25
+    assert body["workflowRunId"].startswith("wfr_")
+    assert len(body["workflowRunId"]) == 25
     assert body["workflowRunId"] != entry["workflowRunId"]
     assert body["workflowCreatedAt"] >= entry["createdAt"]
     again = api.post(f"{DLQ}/resume/{entry['dlqId']}")
@@ -44,20 +45,20 @@ def test_restart_starts_over_and_removes_the_entry(server: DevServer, api: httpx
     entry = server.control.entries()[1]
     body = api.post(f"{DLQ}/restart/{entry['dlqId']}").json()
     run = next(r for r in server.control.runs() if r["workflowRunId"] == body["workflowRunId"])
-    assert run["restartedFromDlqId"] == entry["dlqId"] and run["keptSteps"] == 0
+    assert run["restartedFromDlqId"] == entry["dlqId"]
+    assert run["keptSteps"] == 0
     assert api.post(f"{DLQ}/restart/{entry['dlqId']}").status_code == 404
     assert [a["action"] for a in server.control.actions()] == ["restart"]
 
 
-def test_override_headers_are_recorded_on_the_new_run(
-    server: DevServer, api: httpx.Client
-) -> None:
+def test_override_headers_are_recorded_on_the_new_run(server: DevServer, api: httpx.Client) -> None:
     entry = server.control.entries()[2]
     body = api.post(f"{DLQ}/resume/{entry['dlqId']}", headers=ALL_OVERRIDES).json()
     run = next(r for r in server.control.runs() if r["workflowRunId"] == body["workflowRunId"])
     assert run["overrides"] == ALL_OVERRIDES
     assert run["maxRetries"] == 0
-    assert run["labels"] == ["redrive", "nightly"] and run["label"] == "redrive"
+    assert run["labels"] == ["redrive", "nightly"]
+    assert run["label"] == "redrive"
     assert run["flowControlKey"] == "redrive"
     assert run["flowControlValue"] == {"parallelism": 3, "rate": 10, "period": "1m"}
     assert run["failureCallback"] == "https://ops.example.com/failed"
@@ -74,7 +75,9 @@ def test_a_left_out_header_keeps_the_failed_runs_setting(
     entry = server.control.seed_entries(maxRetries=7, labels=["keep-me"])[0]
     body = api.post(f"{DLQ}/resume/{entry['dlqId']}").json()
     run = next(r for r in server.control.runs() if r["workflowRunId"] == body["workflowRunId"])
-    assert run["maxRetries"] == 7 and run["labels"] == ["keep-me"] and run["overrides"] == {}
+    assert run["maxRetries"] == 7
+    assert run["labels"] == ["keep-me"]
+    assert run["overrides"] == {}
 
 
 @pytest.mark.parametrize(
@@ -132,14 +135,16 @@ def test_js_client_single_resume_through_the_bulk_path(
     entry = server.control.entries()[4]
     response = api.post(f"{DLQ}/resume", params={"dlqIds": entry["dlqId"]})
     body = response.json()
-    assert list(body) == ["workflowRuns"] and len(body["workflowRuns"]) == 1
+    assert list(body) == ["workflowRuns"]
+    assert len(body["workflowRuns"]) == 1
     assert server.control.actions()[0]["dlqId"] == entry["dlqId"]
 
 
 def test_delete_one_answers_200_with_an_empty_body(server: DevServer, api: httpx.Client) -> None:
     entry = server.control.entries()[0]
     response = api.delete(f"{DLQ}/{entry['dlqId']}")
-    assert response.status_code == 200 and response.content == b""
+    assert response.status_code == 200
+    assert response.content == b""
     assert api.delete(f"{DLQ}/{entry['dlqId']}").status_code == 404
     assert [a["action"] for a in server.control.actions()] == ["delete"]
 
