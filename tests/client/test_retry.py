@@ -49,7 +49,7 @@ async def test_429_waits_until_the_advertised_reset(
     api = make_api(answer(429, {"error": "slow down"}, headers), answer(json=MESSAGE))
     message = await api.call("get_message", DLQ_ID)
     assert message.dlq_id == DLQ_ID
-    assert sleeps == [pytest.approx(wait)]
+    assert list(sleeps) == pytest.approx([wait])
     assert len(api.server.requests) == 2
 
 
