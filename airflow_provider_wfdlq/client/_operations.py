@@ -90,7 +90,7 @@ class Operations:
         self.policy = retry if retry is not None else RetryPolicy()
 
     def request(self, call: Call) -> httpx.Request:
-        return build_request(call, self.base_url, self.token)
+        return build_request(call, self.base_url, self.token, self.timeout)
 
     # --- plumbing -------------------------------------------------------------------------
 

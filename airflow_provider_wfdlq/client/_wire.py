@@ -114,14 +114,22 @@ def check_timeout(timeout: Any) -> float:
     return float(timeout)
 
 
-def build_request(call: Call, base_url: str, token: str) -> httpx.Request:
+def build_request(call: Call, base_url: str, token: str, timeout: float) -> httpx.Request:
+    """The httpx request for ``call``; the timeout travels as an extension, as httpx's own
+    ``build_request`` would set it, because ``Client.send`` does not add one."""
     headers = {
         "Authorization": f"Bearer {token}",
         "User-Agent": USER_AGENT,
         "Accept": "application/json",
         **call.headers,
     }
-    return httpx.Request(call.method, base_url + call.path, params=call.params, headers=headers)
+    return httpx.Request(
+        call.method,
+        base_url + call.path,
+        params=call.params,
+        headers=headers,
+        extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+    )
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -130,7 +130,10 @@ _RETRY_DELAY_ACCEPTED = (
 
 
 def check_retry_delay(value: Any, field: str) -> str:
-    """The stripped expression, after proving it parses (see ``_expression``)."""
+    """The stripped expression, after proving it parses (see ``_expression``).
+
+    A non-negative int is accepted as a constant delay in milliseconds.
+    """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     if not isinstance(value, str):

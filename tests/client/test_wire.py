@@ -294,3 +294,19 @@ async def test_base_url_path_prefix_and_trailing_slash(kind: str) -> None:
         ) as async_client:
             await async_client.get_message(DLQ_ID)
     assert str(server.requests[0].url) == f"http://127.0.0.1:8080/v2/workflows/dlq/{DLQ_ID}"
+
+
+@pytest.mark.parametrize("timeout", [30.0, 2.5])
+async def test_timeout_reaches_the_transport(kind: str, timeout: float) -> None:
+    server = FakeServer(answer(json=MESSAGE))
+    transport = httpx.MockTransport(server)
+    expected = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    if kind == "sync":
+        with WorkflowDLQClient(TOKEN, timeout=timeout, transport=transport) as client:
+            client.get_message(DLQ_ID)
+    else:
+        async with AsyncWorkflowDLQClient(
+            TOKEN, timeout=timeout, transport=transport
+        ) as async_client:
+            await async_client.get_message(DLQ_ID)
+    assert server.requests[0].extensions["timeout"] == expected
