@@ -72,7 +72,9 @@ def check_all(value: Any) -> bool:
     return value
 
 
-def _paged(params: list[tuple[str, str]], cursor: str | None, count: int | None) -> Any:
+def _paged(
+    params: list[tuple[str, str]], cursor: str | None, count: int | None
+) -> tuple[tuple[str, str], ...]:
     extra = [("cursor", cursor)] if cursor else []
     extra += [("count", str(count))] if count is not None else []
     return tuple(params + extra)
