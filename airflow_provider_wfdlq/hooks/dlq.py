@@ -84,11 +84,18 @@ def _number_extra(extra: Mapping[str, Any], name: str, kind: type[int] | type[fl
 
 
 def settings_from_connection(
-    *, password: str | None, host: str | None, schema: str | None, port: int | None, extra: Mapping[str, Any]
+    *,
+    password: str | None,
+    host: str | None,
+    schema: str | None,
+    port: int | None,
+    extra: Mapping[str, Any],
 ) -> ClientSettings:
     """Validate a connection's fields and extras into client settings, naming any bad field."""
     if not password:
-        raise ValidationError("password", "", "the QStash token (QSTASH_TOKEN) in the password field")
+        raise ValidationError(
+            "password", "", "the QStash token (QSTASH_TOKEN) in the password field"
+        )
     return ClientSettings(
         token=password,
         base_url=base_url_from(host, schema, port),

@@ -111,7 +111,7 @@ class ResumeDLQOperator(BaseOperator):
         "cursor",
         "count",
         "max_resumes",
-        "dry_run",
+        "is_dry_run",
         "report_path",
     )
     template_fields_renderers = {"filters": "json", "overrides": "json"}
@@ -141,7 +141,8 @@ class ResumeDLQOperator(BaseOperator):
         self.count = count
         self.resume_all = resume_all
         self.max_resumes = max_resumes
-        self.dry_run = dry_run
+        # ``dry_run`` is a BaseOperator method; the flag lives beside it.
+        self.is_dry_run = dry_run
         self.report_path = report_path
         self.max_runs_in_result = max_runs_in_result
         self.qstash_conn_id = qstash_conn_id
@@ -159,7 +160,7 @@ class ResumeDLQOperator(BaseOperator):
                 max_resumes=None
                 if self.max_resumes in (None, "", "None")
                 else check_count(self.max_resumes, "max_resumes"),
-                dry_run=as_bool("dry_run", self.dry_run),
+                dry_run=as_bool("dry_run", self.is_dry_run),
                 resume_all=as_bool("resume_all", self.resume_all),
             )
             plan.check()

@@ -138,7 +138,9 @@ class Redrive:
         return self.report
 
     def _walk_filters(self, cursor: str | None, bound: int) -> None:
-        to_date = bound if self.plan.filters.to_date is None else min(self.plan.filters.to_date, bound)
+        to_date = (
+            bound if self.plan.filters.to_date is None else min(self.plan.filters.to_date, bound)
+        )
         filters = replace(self.plan.filters, to_date=to_date)
         restarts = 0
         while True:
@@ -150,7 +152,9 @@ class Redrive:
                 if cursor is None or restarts >= MAX_WALK_RESTARTS:
                     raise
                 restarts += 1
-                log.warning("The DLQ rejected the cursor (%s); walking again from the start.", exc.error)
+                log.warning(
+                    "The DLQ rejected the cursor (%s); walking again from the start.", exc.error
+                )
                 cursor = None
                 continue
             fresh = [m for m in page.messages if m.dlq_id not in self._passed]
@@ -267,7 +271,13 @@ class Redrive:
             return None
 
     def _record(
-        self, dlq_id: str, known: dict[str, DLQMessage], event: str, *, run: Any = None, reason: str | None = None
+        self,
+        dlq_id: str,
+        known: dict[str, DLQMessage],
+        event: str,
+        *,
+        run: Any = None,
+        reason: str | None = None,
     ) -> None:
         extra: dict[str, Any] = {}
         answer_lost = reason == "answer lost"
@@ -280,14 +290,20 @@ class Redrive:
         if reason:
             extra["reason"] = reason
         message = known.get(dlq_id)
-        record = entry_record(message, event, **extra) if message else {"event": event, "dlq_id": dlq_id, **extra}
+        record = (
+            entry_record(message, event, **extra)
+            if message
+            else {"event": event, "dlq_id": dlq_id, **extra}
+        )
         self.report.counts[f"{event}_answer_lost" if answer_lost else event] += 1
         self.sink.write(record)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
     def _room(self) -> int | None:
-        return None if self.plan.max_resumes is None else max(self.plan.max_resumes - self._acted, 0)
+        return (
+            None if self.plan.max_resumes is None else max(self.plan.max_resumes - self._acted, 0)
+        )
 
     def _stop_before_page(self, **position: Any) -> bool:
         if self.should_stop():
@@ -302,7 +318,9 @@ class Redrive:
         self.report.stopped = why
         self.report.cursor = position.get("cursor")
         self._save(in_flight=[], **position)
-        log.info("Stopped (%s) after %d entr%s.", why, self._acted, "y" if self._acted == 1 else "ies")
+        log.info(
+            "Stopped (%s) after %d entr%s.", why, self._acted, "y" if self._acted == 1 else "ies"
+        )
 
     def _save(self, *, in_flight: Sequence[str], **position: Any) -> None:
         self.checkpoint.save(

@@ -116,15 +116,20 @@ class RedriveReport:
         self.runs = list(state.get("runs", []))
         self.runs_truncated = bool(state.get("runs_truncated", False))
         self.groups = Counter(
-            {(g["workflow_url"], g["response_status"]): g["entries"] for g in state.get("groups", [])}
+            {
+                (g["workflow_url"], g["response_status"]): g["entries"]
+                for g in state.get("groups", [])
+            }
         )
 
     def summary(self) -> str:
         """One line for the log and the demo."""
         parts = [f"{name} {n}" for name, n in sorted(self.counts.items())] or ["nothing matched"]
         where = "" if self.cursor is None else f", cursor to go on from: {self.cursor}"
-        return f"{self.action}{' (dry run)' if self.dry_run else ''}: " + ", ".join(parts) + (
-            f" in {self.pages} page(s), stopped: {self.stopped}{where}"
+        return (
+            f"{self.action}{' (dry run)' if self.dry_run else ''}: "
+            + ", ".join(parts)
+            + (f" in {self.pages} page(s), stopped: {self.stopped}{where}")
         )
 
 
@@ -132,7 +137,16 @@ def format_table(
     messages: list[DLQMessage], when: Callable[[int | None], str], body_chars: int = 60
 ) -> str:
     """The dry run's readable table: one row per entry, the columns an on-call engineer reads."""
-    header = ("dlqId", "workflow URL", "run id", "failed at", "status", "response body", "callback", "labels")
+    header = (
+        "dlqId",
+        "workflow URL",
+        "run id",
+        "failed at",
+        "status",
+        "response body",
+        "callback",
+        "labels",
+    )
     rows = [header]
     for m in messages:
         body = (m.response_body or "").replace("\n", " ")
@@ -149,6 +163,9 @@ def format_table(
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

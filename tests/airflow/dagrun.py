@@ -16,7 +16,9 @@ class DagRunOutcome:
     xcom: dict[str, Any]
 
 
-def run_dag(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None) -> DagRunOutcome:
+def run_dag(
+    dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None
+) -> DagRunOutcome:
     """One ``dag.test()`` run (5-10 s); returns states, try numbers and return values."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -27,10 +29,10 @@ def run_dag(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = No
     )
     with create_session() as session:
         tis = dr.get_task_instances(session=session)
-        rows = session.scalars(
+        rows: Any = session.scalars(
             XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value")
         ).all()
-        xcom = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+        xcom: dict[str, Any] = {row.task_id: XComModel.deserialize_value(row) for row in rows}
         return DagRunOutcome(
             state=str(dr.state),
             task_states={ti.task_id: None if ti.state is None else str(ti.state) for ti in tis},

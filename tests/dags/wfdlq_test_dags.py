@@ -18,10 +18,12 @@ START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
 def conf(name: str, default: str) -> str:
-    return "{{ dag_run.conf.get('%s', %s) }}" % (name, default)
+    return "{{ dag_run.conf.get('" + name + "', " + default + ") }}"
 
 
-def _redrive(task_id: str, operator: type[ResumeDLQOperator] = ResumeDLQOperator, **kwargs: Any) -> Any:
+def _redrive(
+    task_id: str, operator: type[ResumeDLQOperator] = ResumeDLQOperator, **kwargs: Any
+) -> Any:
     return operator(
         task_id=task_id,
         filters=conf("filters", "{}"),
