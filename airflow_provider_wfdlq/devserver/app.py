@@ -38,6 +38,8 @@ from airflow_provider_wfdlq.devserver.world import DlqRecord, World
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+REQUEST_LOG_LIMIT = 100_000
+
 
 class DroppedConnection(Exception):
     """Raised on purpose after the work is done so that the answer never arrives."""
@@ -296,6 +298,8 @@ class DevApp:
             "at": self.state.world.clock.now_ms(),
         }
         self.state.requests.append(entry)
+        if len(self.state.requests) > REQUEST_LOG_LIMIT:  # a long CLI session stays bounded
+            del self.state.requests[: REQUEST_LOG_LIMIT // 2]
 
         has_cursor = any(name == "cursor" for name, _ in query)
         decision = self.state.faults.decide(

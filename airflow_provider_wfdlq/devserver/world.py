@@ -275,7 +275,7 @@ class World:
         now = self.clock.now_ms()
         source = record.message
         run_id = new_workflow_run_id(self.rng)
-        template = copy.deepcopy(source)
+        template = dict(source)  # the entry leaves the DLQ, so sharing nested values is safe
         _apply_overrides(template, overrides)
         delay_ms = (overrides.delay_seconds or 0) * 1000
         run: dict[str, Any] = {
