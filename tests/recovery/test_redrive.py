@@ -12,7 +12,7 @@ from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError
 from airflow_provider_wfdlq.recovery import JsonLinesSink, MemoryCheckpoint, Redrive, RedrivePlan
 from tests.recovery.conftest import resumed_ids
 
-EVERYTHING = DLQFilters(from_date="2020-01-01T00:00:00Z")
+EVERYTHING = DLQFilters.build(from_date="2020-01-01T00:00:00Z")
 
 
 def plan(**kwargs: Any) -> RedrivePlan:
