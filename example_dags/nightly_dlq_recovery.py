@@ -17,8 +17,10 @@ the workflow dead-letter queue and resumes them from the step that failed.
      entry twice;
    - a JSON-lines report per night under `params.report_dir`, one line per entry.
 
-The window is the data interval, inclusive at both ends as the API compares dates; an entry
-stamped exactly at midnight is resumed the first night and is gone by the second.
+The window is the data interval: the day before the run, inclusive at both ends as the API
+compares dates (an entry stamped exactly at midnight is resumed the first night and is gone
+by the second). The schedule is a `CronDataIntervalTimetable` on purpose: in Airflow 3 a
+plain `"@daily"` has zero-length data intervals, which would select nothing.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ from airflow.sdk import DAG
 
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
 
+try:
+    from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.1 keeps it in core
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
+
 WINDOW = {"from_date": "{{ data_interval_start }}", "to_date": "{{ data_interval_end }}"}
 
 with DAG(
     dag_id="nightly_dlq_recovery",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

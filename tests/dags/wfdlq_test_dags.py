@@ -10,6 +10,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
@@ -85,3 +86,52 @@ with DAG(
     render_template_as_native_obj=True,
 ):
     _redrive("redrive", DiesOnFirstTry, retries=1, retry_delay=pendulum.duration(seconds=0))
+
+
+with DAG(
+    dag_id="wfdlq_templated_everything",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    params={
+        "url": "https://shop.example.com/api/workflow/checkout",
+        "run_id": "wfr_TemplatedRunId0000001",
+        "created_at": 1764547200000,
+        "callback": "https://shop.example.com/api/workflow/failure",
+    },
+):
+    ResumeDLQOperator(
+        task_id="resume_every_filter",
+        filters={
+            "from_date": "{{ data_interval_start }}",
+            "to_date": "{{ data_interval_end }}",
+            "workflow_url": ["{{ params.url }}"],
+            "workflow_run_id": "{{ params.run_id }}",
+            "workflow_created_at": "{{ params.created_at }}",
+            "label": ["tenant-{{ 'acme' }}", "nightly"],
+            "failure_function_state": ["CALLBACK_SUCCESS", "CALLBACK_FAIL"],
+            "caller_ip": "198.51.100.7",
+            "flow_control_key": "{{ 'checkout' }}-api",
+        },
+        overrides={
+            "retries": "{{ 2 + 1 }}",
+            "delay": "5m",
+            "retry_delay": "1000 * pow(2, retried)",
+            "flow_control_key": "airflow-redrive-{{ ds }}",
+            "flow_control": {"parallelism": "{{ 4 }}", "rate": 10, "period": "1m"},
+            "label": "redrive-{{ ds_nodash }}",
+            "failure_callback": "{{ params.callback }}",
+        },
+        count="{{ 25 }}",
+    )
+    ResumeDLQOperator(task_id="refuses_the_whole_dlq")
+    ResumeDLQOperator(
+        task_id="refuses_a_bad_delay",
+        filters={"label": "nightly"},
+        overrides={"delay": "{{ '10x' }}"},
+    )
+    ResumeDLQOperator(
+        task_id="dry_run_resumes_nothing",
+        filters={"label": "nightly"},
+        dry_run="{{ True }}",
+    )

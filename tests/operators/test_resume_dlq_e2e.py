@@ -1,0 +1,151 @@
+"""ResumeDLQOperator through Airflow itself (``dag.test()``) against the dev server.
+
+Each ``dag.test()`` costs 5-10 s, so each run here checks several things at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+
+from tests.airflow.dagrun import run_dag
+
+pytestmark = pytest.mark.airflow
+
+LOGICAL_DATE = pendulum.now("UTC").start_of("day")
+
+
+def load_dag(dag_id: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = Path(__file__).resolve().parents[1] / "dags"
+    if dag_id == "nightly_dlq_recovery":
+        folder = Path(__file__).resolve().parents[2] / "example_dags"
+    bag = DagBag(dag_folder=str(folder))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def test_every_templated_filter_and_override_reaches_the_wire(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    server = wfdlq_devserver
+    params = {"url": "https://shop.example.com/api/workflow/checkout"}
+    in_window = int(LOGICAL_DATE.subtract(hours=12).timestamp() * 1000)
+    (target,) = server.control.seed_entries(
+        count=1,
+        createdAt=in_window,
+        workflowUrl=params["url"],
+        workflowRunId="wfr_TemplatedRunId0000001",
+        workflowCreatedAt=1764547200000,
+        label="tenant-acme",
+        labels=["tenant-acme", "nightly"],
+        callerIP="198.51.100.7",
+        flowControlKey="checkout-api",
+        failureCallbackInfo={"state": "CALLBACK_SUCCESS"},
+    )
+    server.control.clear_requests()
+
+    outcome = run_dag(load_dag("wfdlq_templated_everything"), logical_date=LOGICAL_DATE)
+
+    assert outcome.task_states["resume_every_filter"] == "success"
+    assert outcome.task_states["refuses_the_whole_dlq"] == "failed"
+    assert outcome.task_states["refuses_a_bad_delay"] == "failed"
+    assert outcome.task_states["dry_run_resumes_nothing"] == "success"
+    assert outcome.tries["refuses_a_bad_delay"] == 1  # bad input is not retried
+
+    (action,) = server.control.actions()
+    assert action["dlqId"] == target["dlqId"]
+
+    requests = server.control.requests()
+    listed = [r for r in requests if r["path"] == "/v2/workflows/dlq" and r["method"] == "GET"]
+    resumed = [r for r in requests if r["path"] == "/v2/workflows/dlq/resume"]
+    (resume,) = resumed
+    query = [tuple(pair) for pair in resume["query"]]
+    assert query == [("dlqIds", target["dlqId"])]
+    headers = resume["headers"]
+    assert headers["upstash-retries"] == "3"
+    assert headers["upstash-delay"] == "5m"
+    assert headers["upstash-retry-delay"] == "1000 * pow(2, retried)"
+    assert headers["upstash-flow-control-key"] == f"airflow-redrive-{LOGICAL_DATE.to_date_string()}"
+    assert headers["upstash-flow-control-value"] == "parallelism=4, rate=10, period=1m"
+    assert headers["upstash-label"] == f"redrive-{LOGICAL_DATE.format('YYYYMMDD')}"
+    assert headers["upstash-failure-callback"] == "https://shop.example.com/api/workflow/failure"
+    assert "authorization" not in headers  # the dev server never logs the token
+
+    filtered = [
+        dict_query(r)
+        for r in listed
+        if ("workflowRunId", "wfr_TemplatedRunId0000001") in [tuple(p) for p in r["query"]]
+    ]
+    assert filtered, "the templated filters never reached the list call"
+    q = filtered[0]
+    assert q["workflowUrl"] == [params["url"]]
+    assert q["workflowCreatedAt"] == ["1764547200000"]
+    assert sorted(q["label"]) == ["nightly", "tenant-acme"]
+    assert sorted(q["failureFunctionState"]) == ["CALLBACK_FAIL", "CALLBACK_SUCCESS"]
+    assert q["callerIp"] == ["198.51.100.7"]
+    assert q["flowControlKey"] == ["checkout-api"]
+    assert q["count"] == ["25"]
+    from_ms, to_ms = int(q["fromDate"][0]), int(q["toDate"][0])
+    assert from_ms <= in_window <= to_ms
+    assert to_ms - from_ms <= 86_400_000
+
+    # Only the three list/resume tasks talked to the server: the refusals sent nothing.
+    assert {r["path"] for r in requests} <= {"/v2/workflows/dlq", "/v2/workflows/dlq/resume"}
+    dry = outcome.xcom["dry_run_resumes_nothing"]
+    assert dry["dry_run"] is True
+    assert dry["counts"].get("would_resume", 0) >= 0
+
+
+def dict_query(request: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in request["query"]:
+        out.setdefault(name, []).append(value)
+    return out
+
+
+def test_a_task_that_dies_mid_walk_is_retried_and_resumes_each_entry_once(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
+) -> None:
+    server = wfdlq_devserver
+    server.control.reset(entries=120)
+    before = {e["dlqId"] for e in server.control.entries()}
+    report = tmp_path / "report.jsonl"
+    conf = {
+        "filters": {"from_date": "2020-01-01T00:00:00Z"},
+        "count": 10,
+        "report_path": f"file://{report}",
+    }
+
+    outcome = run_dag(load_dag("wfdlq_redrive_dies_once"), conf=conf)
+
+    assert outcome.task_states["redrive"] == "success"
+    assert outcome.tries["redrive"] == 2
+    resumed = [a["dlqId"] for a in server.control.actions() if a["action"] == "resume"]
+    assert len(resumed) == len(set(resumed)) == len(before)
+    result = outcome.xcom["redrive"]
+    assert result["counts"]["resumed"] + result["counts"]["resumed_answer_lost"] == len(before)
+    assert result["counts"]["resumed_answer_lost"] == 10
+    assert result["stopped"] == "done"
+    # The report holds one line per entry across both tries.
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(line["dlq_id"] for line in lines) == sorted(before)
+
+
+def test_max_resumes_and_cursor_through_airflow(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    server = wfdlq_devserver
+    conf = {"filters": {"from_date": "2020-01-01T00:00:00Z"}, "count": 7, "max_resumes": 30}
+    outcome = run_dag(load_dag("wfdlq_redrive_from_conf"), conf=conf)
+    result = outcome.xcom["redrive"]
+    assert result["stopped"] == "max_resumes"
+    assert result["counts"]["resumed"] == 30
+    assert result["cursor"]
+    assert len(result["runs"]) == 30
+    assert len(server.control.actions()) == 30
