@@ -33,7 +33,9 @@ from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
 try:
     from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 except ImportError:  # Airflow 3.1 keeps it in core
-    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
+    from airflow.timetables.interval import (  # type: ignore[assignment,no-redef]
+        CronDataIntervalTimetable,
+    )
 
 WINDOW = {"from_date": "{{ data_interval_start }}", "to_date": "{{ data_interval_end }}"}
 
