@@ -23,7 +23,7 @@ test: lint types
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m airflow_provider_wfdlq.demo
+	$(BIN)/python demo/run_demo.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

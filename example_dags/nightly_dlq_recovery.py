@@ -8,7 +8,7 @@ the workflow dead-letter queue and resumes them from the step that failed.
    per workflow URL and response status in the task log. Nothing is resumed.
 2. **resume** resumes exactly the data interval's entries, page by page, with:
    - `retries: 3`: a resumed run gets a few more tries than a first run might;
-   - a flow-control key per night (`airflow-redrive-{{ ds }}`) with `parallelism=5,
+   - a flow-control key per night (`airflow-redrive-<date>`) with `parallelism=5,
      rate=20, period=1m`, so a large backlog drains without starving live traffic, and
      the whole redrive can be paused in Upstash under one key;
    - `max_resumes: 5000` so a night that went badly wrong does not redrive without bound;
@@ -37,6 +37,7 @@ except ImportError:  # Airflow 3.1 keeps it in core
         CronDataIntervalTimetable,
     )
 
+REPORT = "file://{{ params.report_dir }}/{{ dag.dag_id }}/{{ data_interval_start | ds }}.jsonl"
 WINDOW = {"from_date": "{{ data_interval_start }}", "to_date": "{{ data_interval_end }}"}
 
 with DAG(
@@ -56,11 +57,11 @@ with DAG(
         filters=WINDOW,
         overrides={
             "retries": 3,
-            "flow_control_key": "airflow-redrive-{{ ds }}",
+            "flow_control_key": "airflow-redrive-{{ data_interval_start | ds }}",
             "flow_control": "parallelism=5, rate=20, period=1m",
         },
         max_resumes=5000,
-        report_path="file://{{ params.report_dir }}/{{ dag.dag_id }}/{{ ds }}.jsonl",
+        report_path=REPORT,
         retries=2,
         retry_delay=pendulum.duration(minutes=5),
     )

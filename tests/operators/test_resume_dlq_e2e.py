@@ -149,3 +149,39 @@ def test_max_resumes_and_cursor_through_airflow(
     assert result["cursor"]
     assert len(result["runs"]) == 30
     assert len(server.control.actions()) == 30
+
+
+def test_every_example_dag_loads_without_import_errors() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "example_dags"))
+    assert bag.import_errors == {}
+    assert "nightly_dlq_recovery" in bag.dags
+    assert bag.dags["nightly_dlq_recovery"].doc_md
+
+
+def test_nightly_dag_resumes_last_nights_failures_exactly_once(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
+) -> None:
+    server = wfdlq_devserver
+    start, end = LOGICAL_DATE.subtract(days=1), LOGICAL_DATE
+    in_window = {
+        e["dlqId"]
+        for e in server.control.entries()
+        if start.timestamp() * 1000 <= e["createdAt"] <= end.timestamp() * 1000
+    }
+    assert in_window, "the seeded DLQ should hold failures from last night"
+
+    outcome = run_dag(
+        load_dag("nightly_dlq_recovery"),
+        conf={"report_dir": str(tmp_path)},
+        logical_date=LOGICAL_DATE,
+    )
+
+    assert outcome.state == "success"
+    assert outcome.xcom["preview"]["counts"]["would_resume"] == len(in_window)
+    resumed = [a["dlqId"] for a in server.control.actions() if a["action"] == "resume"]
+    assert sorted(resumed) == sorted(in_window)
+    assert all(a["overrides"].get("Upstash-Retries") == "3" for a in server.control.actions())
+    report = tmp_path / "nightly_dlq_recovery" / f"{start.to_date_string()}.jsonl"
+    assert len(report.read_text().splitlines()) == len(in_window)
