@@ -185,3 +185,27 @@ def test_nightly_dag_resumes_last_nights_failures_exactly_once(
     assert all(a["overrides"].get("Upstash-Retries") == "3" for a in server.control.actions())
     report = tmp_path / "nightly_dlq_recovery" / f"{start.to_date_string()}.jsonl"
     assert len(report.read_text().splitlines()) == len(in_window)
+
+
+def test_two_thousand_entries_under_faults_are_each_resumed_once_through_airflow(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    """Page cap 1, small pages, and 429s, 503s and dropped answers all along the walk."""
+    server = wfdlq_devserver
+    server.control.reset(entries=2000)
+    server.control.set_config(page_cap=1)
+    before = {e["dlqId"] for e in server.control.entries()}
+    for fault in ("429", "503", "drop"):
+        server.control.add_fault(fault, path_prefix="/v2/workflows/dlq", ratio=0.03)
+
+    outcome = run_dag(
+        load_dag("wfdlq_redrive_from_conf"),
+        conf={"filters": {"from_date": "2020-01-01T00:00:00Z"}, "count": 50},
+    )
+
+    assert outcome.task_states["redrive"] == "success"
+    resumed = [a["dlqId"] for a in server.control.actions() if a["action"] == "resume"]
+    assert len(resumed) == len(set(resumed)) == len(before)
+    counts = outcome.xcom["redrive"]["counts"]
+    assert counts["resumed"] + counts.get("resumed_answer_lost", 0) == len(before)
+    assert outcome.xcom["redrive"]["runs_truncated"] is True  # 2,000 runs > the 1,000 named
