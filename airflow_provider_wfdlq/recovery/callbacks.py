@@ -12,17 +12,21 @@ How a poll stays cheap for many ids (the list endpoint cannot filter by ``dlqId`
   in-progress entries (``failureFunctionState=CALLBACK_INPROGRESS``, 100 per page) and
   intersects them with the watched ids. Once every open id has been seen, the listing is
   narrowed to the open entries' own ``workflowUrl`` values and ``createdAt`` window (read
-  from the entries, never guessed), so in the common case a poll is ONE request whatever
-  the number of watched ids.
-* An id that is open but was not seen in progress has left that state (or the listing was
-  cut short): it is fetched ONCE with a GET, which is authoritative (final state, or 404 =
-  gone). A final state never changes by itself, so it is never fetched again; if someone
-  retries its callback it shows up in the in-progress listing and is watched again.
-* The listing stops early when walking on would cost more pages than GETting the ids it
-  has not found yet (a DLQ with far more in-progress entries than watched ids).
+  from the entries, never guessed): a page per 100 open entries, however big the DLQ.
+* An id that was in progress and is not any more has a final state (or left the DLQ).
+  Those ids are read back from ONE listing of final states narrowed the same way (their
+  window and URLs), so a wave of 100 callbacks finishing costs a page, not 100 GETs.
+  What that listing does not show (no callback, 404, or an id never seen yet) is fetched
+  with a GET, which is authoritative. A final state never changes by itself, so it is not
+  asked for again; if someone retries the callback, the entry shows up in the in-progress
+  listing and is watched again.
+* Every listing stops early once walking on would cost more pages than GETting the ids it
+  has not found yet (say, a DLQ with far more in-progress entries than watched ids), so a
+  poll never costs much more than the GETs it replaces.
 
-Over a whole wait that is about one request per poll plus one GET per watched id, instead
-of one GET per watched id per poll.
+In the common case a poll costs one request per 100 watched entries still in progress
+(the API's page size) plus a page per wave of finished ones, instead of one GET per watched
+id per poll. Ids not seen on the first poll (already final) cost one GET each, once.
 """
 
 from __future__ import annotations
@@ -478,19 +482,14 @@ class CallbackWatcher:
         open_ids = [i for i in ids if self._is_open(i)]
         seen: dict[str, EntryStatus] = {}
         if open_ids:
-            watched = set(ids)
-            filters, cursor, pages = self._in_progress_filters(open_ids), None, 0
-            while True:
-                page: DLQPage = yield self._call(ListCall(filters, cursor, LIST_PAGE))
-                pages += 1
-                seen.update(
-                    (m.dlq_id, EntryStatus.of(m)) for m in page.messages if m.dlq_id in watched
-                )
-                cursor = page.cursor
-                unseen = sum(1 for i in open_ids if i not in seen)
-                if cursor is None or pages >= unseen:
-                    break
-        to_get = tuple(i for i in ids if i not in seen and self._may_have_moved(i))
+            in_progress = self._narrowed((IN_PROGRESS,), open_ids)
+            every_in_progress = DLQFilters(failure_function_state=(IN_PROGRESS,))
+            seen = yield from self._walk(in_progress or every_in_progress, open_ids, set(ids))
+        moved = [i for i in ids if i not in seen and self._may_have_moved(i)]
+        final_listing = self._narrowed(DEFAULT_TARGET_STATES, moved) if moved else None
+        if final_listing is not None:
+            seen.update((yield from self._walk(final_listing, moved, set(moved))))
+        to_get = tuple(i for i in moved if i not in seen)
         if to_get:
             got: Mapping[str, DLQMessage | None] = yield self._call(GetCall(to_get))
             seen.update(
@@ -500,29 +499,44 @@ class CallbackWatcher:
         self.known.update(seen)
         return decide(self.watch, {i: self.known[i] for i in ids})
 
+    def _walk(
+        self, filters: DLQFilters, wanted: list[str], keep: set[str]
+    ) -> Generator[Call, Any, dict[str, EntryStatus]]:
+        """List pages, keeping the entries in ``keep``, until the end, or until walking on
+        would cost more pages than GETting the ``wanted`` ids not found yet."""
+        found: dict[str, EntryStatus] = {}
+        cursor: str | None = None
+        pages = 0
+        while True:
+            page: DLQPage = yield self._call(ListCall(filters, cursor, LIST_PAGE))
+            pages += 1
+            found.update((m.dlq_id, EntryStatus.of(m)) for m in page.messages if m.dlq_id in keep)
+            cursor = page.cursor
+            if cursor is None or pages >= sum(1 for i in wanted if i not in found):
+                return found
+
     def _may_have_moved(self, dlq_id: str) -> bool:
         """Unknown, or in progress when last seen; final states only move through a retry."""
         status = self.known.get(dlq_id)
         return status is None or (not status.vanished and status.state == IN_PROGRESS)
 
-    def _in_progress_filters(self, open_ids: list[str]) -> DLQFilters:
-        """In-progress entries, narrowed to the open entries' URLs and createdAt window."""
-        base = DLQFilters(failure_function_state=(IN_PROGRESS,))
-        statuses = [self.known.get(i) for i in open_ids]
-        created = [s.created_at for s in statuses if s is not None and s.created_at is not None]
-        if len(created) < len(open_ids):
-            return base
-        urls = {s.workflow_url for s in statuses if s is not None}
-        use_urls = None not in urls and len(urls) <= MAX_NARROWING_URLS
+    def _narrowed(self, states: tuple[str, ...], dlq_ids: list[str]) -> DLQFilters | None:
+        """Entries in ``states`` within the given entries' createdAt window (and workflow
+        URLs), read from what earlier polls saw; None while any of them is still unknown."""
+        known = [self.known.get(i) for i in dlq_ids]
+        created = [s.created_at for s in known if s is not None and s.created_at is not None]
+        if not created or len(created) < len(dlq_ids):
+            return None
+        window = DLQFilters(
+            failure_function_state=states, from_date=min(created), to_date=max(created)
+        )
+        urls = {s.workflow_url for s in known if s is not None}
+        if None in urls or len(urls) > MAX_NARROWING_URLS:
+            return window
         try:
-            return replace(
-                base,
-                from_date=min(created),
-                to_date=max(created),
-                workflow_url=tuple(sorted(u for u in urls if u)) if use_urls else (),
-            )
+            return replace(window, workflow_url=tuple(sorted(u for u in urls if u)))
         except ValidationError:  # a URL the filter would refuse: the window alone still helps
-            return replace(base, from_date=min(created), to_date=max(created))
+            return window
 
     def _poll_filters(self, filters: DLQFilters) -> PollPlan:
         blocking = tuple(sorted(self.watch.open_states | self.watch.failure_states))

@@ -205,7 +205,7 @@ def test_transient_errors_are_waited_out_others_are_not(error: Exception, transi
 # --- polling over the dev server ---------------------------------------------------------------
 
 
-def test_ids_in_progress_cost_one_listing_then_one_get_each_when_they_finish(
+def test_requests_per_poll_follow_pages_of_entries_not_watched_ids(
     server: DevServer, client: WorkflowDLQClient
 ) -> None:
     ids = seed(server, IN_PROGRESS, count=250)
@@ -215,19 +215,18 @@ def test_ids_in_progress_cost_one_listing_then_one_get_each_when_they_finish(
     first = poll_sync(client, watcher)
     assert first.status == "waiting"
     assert len(first.pending) == 250
-    first_requests = api_requests(server)
-    assert all(path == DLQ for _, path in first_requests)  # listing only, no GET
+    assert all(path == DLQ for _, path in api_requests(server))  # listing only, no GET
 
-    for _ in range(3):  # nothing moved: one narrowed page of the watched entries' window
+    for _ in range(3):  # nothing moved: the watched entries' own window, 100 per page
         server.control.clear_requests()
         assert poll_sync(client, watcher).status == "waiting"
-        assert len(api_requests(server)) == 3  # 250 in progress = 3 pages of 100
+        assert api_requests(server) == [("GET", DLQ)] * 3
 
     settle(server, dict.fromkeys(ids[:100], "CALLBACK_SUCCESS"))
     server.control.clear_requests()
     assert poll_sync(client, watcher).status == "waiting"
-    gets = [p for m, p in api_requests(server) if p != DLQ]
-    assert len(gets) == 100
+    # 150 still in progress (2 pages) + the 100 that finished, read from one listing
+    assert api_requests(server) == [("GET", DLQ)] * 3
 
     settle(server, {i: "CALLBACK_FAIL" for i in ids[100:]})
     server.control.clear_requests()
@@ -236,12 +235,29 @@ def test_ids_in_progress_cost_one_listing_then_one_get_each_when_they_finish(
     assert sorted(done.results) == sorted(ids)
     assert done.results[ids[0]] == {"state": "CALLBACK_SUCCESS", "response_status": 200}
     assert done.results[ids[-1]] == {"state": "CALLBACK_FAIL", "response_status": 500}
-    fetched = [p.rsplit("/", 1)[1] for m, p in api_requests(server) if p != DLQ]
-    assert sorted(fetched) == sorted(ids[100:])  # a final entry is never fetched twice
+    assert len(api_requests(server)) <= 4
+    assert all(path == DLQ for _, path in api_requests(server))
 
     server.control.clear_requests()
     assert poll_sync(client, watcher).status == "success"
     assert api_requests(server) == []  # all final: nothing left to ask
+
+
+def test_an_entry_that_leaves_the_dlq_while_watched_is_fetched_and_found_gone(
+    server: DevServer, client: WorkflowDLQClient
+) -> None:
+    ids = seed(server, IN_PROGRESS, count=2)
+    watcher = CallbackWatcher(CallbackWatch.build(dlq_ids=ids, on_vanished="succeed"))
+    assert poll_sync(client, watcher).status == "waiting"
+    client.delete(ids[0])
+    settle(server, {ids[1]: "CALLBACK_SUCCESS"})
+    server.control.clear_requests()
+    verdict = poll_sync(client, watcher)
+    assert verdict.results == {
+        ids[0]: {"state": None, "response_status": None, "vanished": True},
+        ids[1]: {"state": "CALLBACK_SUCCESS", "response_status": 200},
+    }
+    assert ("GET", f"{DLQ}/{ids[0]}") in api_requests(server)
 
 
 def test_later_polls_are_narrowed_to_the_watched_entries_urls_and_window(
