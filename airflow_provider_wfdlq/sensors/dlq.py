@@ -152,8 +152,8 @@ class DLQFailureCallbackSensor(BaseSensorOperator):
         """One poke in the worker (often the wait is already over), then the triggerer."""
         try:
             done = self.poke(context)
-        except AirflowFailException as exc:
-            if self.soft_fail:
+        except AirflowFailException as exc:  # as BaseSensorOperator.execute does for poke()
+            if self.soft_fail or getattr(self, "never_fail", False):
                 raise AirflowSkipException(str(exc)) from exc
             raise
         if done:
