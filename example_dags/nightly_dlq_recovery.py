@@ -6,7 +6,12 @@ the workflow dead-letter queue and resumes them from the step that failed.
 
 1. **preview** lists what would be resumed (a dry run): a table of the entries and counts
    per workflow URL and response status in the task log. Nothing is resumed.
-2. **resume** resumes exactly the data interval's entries, page by page, with:
+2. **callbacks_final** waits until the failure callbacks (failure functions) of the same
+   entries are final: resuming a run while its failure function still runs races with it.
+   It waits in the triggerer (`deferrable=True`), so hours of waiting hold no worker slot,
+   and fails after two hours rather than skipping: tomorrow's window will not cover
+   tonight's entries.
+3. **resume** resumes exactly the data interval's entries, page by page, with:
    - `retries: 3`: a resumed run gets a few more tries than a first run might;
    - a flow-control key per night (`airflow-redrive-<date>`) with `parallelism=5,
      rate=20, period=1m`, so a large backlog drains without starving live traffic, and
@@ -29,6 +34,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+from airflow_provider_wfdlq.sensors.dlq import DLQFailureCallbackSensor
 
 try:
     from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
@@ -66,4 +72,12 @@ with DAG(
         retry_delay=pendulum.duration(minutes=5),
     )
 
-    preview >> resume
+    callbacks_final = DLQFailureCallbackSensor(
+        task_id="callbacks_final",
+        filters=WINDOW,  # exactly the entries `resume` will touch
+        deferrable=True,
+        poke_interval=60,
+        timeout=2 * 60 * 60,
+    )
+
+    preview >> callbacks_final >> resume

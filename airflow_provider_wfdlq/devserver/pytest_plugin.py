@@ -11,7 +11,7 @@ Usage, in any test of a project that has this provider installed::
 
     def test_with_airflow_connection(wfdlq_connection):
         # AIRFLOW_CONN_QSTASH_DEFAULT now points at the dev server
-        hook = QStashWorkflowDlqHook(qstash_conn_id=wfdlq_connection)
+        hook = WorkflowDLQHook(qstash_conn_id=wfdlq_connection)
 
 Fixtures:
 

@@ -171,6 +171,7 @@ def test_nightly_dag_resumes_last_nights_failures_exactly_once(
         if start.timestamp() * 1000 <= e["createdAt"] <= end.timestamp() * 1000
     }
     assert in_window, "the seeded DLQ should hold failures from last night"
+    server.control.advance_time(60)  # callbacks still running finish, so the sensor passes
 
     outcome = run_dag(
         load_dag("nightly_dlq_recovery"),
@@ -179,6 +180,7 @@ def test_nightly_dag_resumes_last_nights_failures_exactly_once(
     )
 
     assert outcome.state == "success"
+    assert set(outcome.xcom["callbacks_final"]) <= in_window
     assert outcome.xcom["preview"]["counts"]["would_resume"] == len(in_window)
     resumed = [a["dlqId"] for a in server.control.actions() if a["action"] == "resume"]
     assert sorted(resumed) == sorted(in_window)
