@@ -7,6 +7,7 @@ benchmarked over plain clients, and reused outside Airflow.
 from airflow_provider_wfdlq.recovery.checkpoint import CheckpointStore, MemoryCheckpoint
 from airflow_provider_wfdlq.recovery.redrive import Redrive, RedrivePlan
 from airflow_provider_wfdlq.recovery.report import JsonLinesSink, RedriveReport, ReportSink
+from airflow_provider_wfdlq.recovery.runs import RunOutcome, RunWatch, follow_runs
 
 __all__ = [
     "CheckpointStore",
@@ -16,4 +17,7 @@ __all__ = [
     "RedrivePlan",
     "RedriveReport",
     "ReportSink",
+    "RunOutcome",
+    "RunWatch",
+    "follow_runs",
 ]
