@@ -25,19 +25,28 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Upstash Workflow DLQ",
-                "python-modules": ["airflow_provider_wfdlq.operators.dlq"],
+                "python-modules": [
+                    "airflow_provider_wfdlq.operators.dlq",
+                    "airflow_provider_wfdlq.operators.report",
+                ],
             }
         ],
         "sensors": [
             {
                 "integration-name": "Upstash Workflow DLQ",
-                "python-modules": ["airflow_provider_wfdlq.sensors.dlq"],
+                "python-modules": [
+                    "airflow_provider_wfdlq.sensors.dlq",
+                    "airflow_provider_wfdlq.sensors.runs",
+                ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "Upstash Workflow DLQ",
-                "python-modules": ["airflow_provider_wfdlq.triggers.dlq"],
+                "python-modules": [
+                    "airflow_provider_wfdlq.triggers.dlq",
+                    "airflow_provider_wfdlq.triggers.runs",
+                ],
             }
         ],
         "integrations": [

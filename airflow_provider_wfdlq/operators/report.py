@@ -1,0 +1,118 @@
+"""DLQRecoveryReportOperator: the morning report of a night's recovery, in one summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # pragma: no cover - Airflow 3.1 (task SDK 1.1) keeps it in core only
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined]
+
+from airflow_provider_wfdlq.client import ValidationError
+from airflow_provider_wfdlq.operators.dlq import as_bool
+from airflow_provider_wfdlq.recovery.morning import (
+    MorningReport,
+    build_morning_report,
+    coerce_result,
+    summary_path_for,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DLQRecoveryReportOperator(BaseOperator):
+    """
+    Write one summary of a recovery: found, resumed, recovered, failed again (with the new
+    DLQ entries), still running, skipped by reason.
+
+    Give it ``trigger_rule="all_done"`` so the report is written also when the follow-up
+    failed: a result that is missing (the task failed before reporting) shows as "not known".
+
+    :param preview: The dry-run ``ResumeDLQOperator`` result (templated; optional).
+    :param resume: The ``ResumeDLQOperator`` result (templated).
+    :param follow: The ``WorkflowRunSensor`` outcome (templated), e.g.
+        ``"{{ ti.xcom_pull(task_ids='follow', key='outcome') }}"``: that key is pushed also
+        when the sensor fails.
+    :param report_path: The JSON-lines report the summary goes next to, as
+        ``<stem>.summary.json`` (templated; default: the resume result's ``report_path``;
+        no file when neither is set). Any ``ObjectStoragePath`` URL.
+    :param title: The summary's first line (templated).
+    :param fail_on_problems: After writing the report, fail when the resume or the follow-up
+        failed or did not report (default True), so the DAG run shows that the night's
+        recovery did not succeed even though this last task ran.
+    :return: The summary as a dict (``lines`` holds the text), with ``summary_path``.
+    """
+
+    template_fields: Sequence[str] = ("preview", "resume", "follow", "report_path", "title")
+    template_fields_renderers = {"preview": "json", "resume": "json", "follow": "json"}
+    ui_color = "#fdf5e6"
+
+    def __init__(
+        self,
+        *,
+        preview: Any = None,
+        resume: Any = None,
+        follow: Any = None,
+        report_path: Any = None,
+        title: str = "Morning report",
+        fail_on_problems: bool | str = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.preview = preview
+        self.resume = resume
+        self.follow = follow
+        self.report_path = report_path
+        self.title = title
+        self.fail_on_problems = fail_on_problems
+
+    def build_report(self) -> MorningReport:
+        """Validate the rendered arguments and build the summary (no I/O)."""
+        try:
+            return build_morning_report(
+                preview=self.preview, resume=self.resume, follow=self.follow, title=self.title
+            )
+        except ValidationError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        report = self.build_report()
+        try:
+            fail = as_bool("fail_on_problems", self.fail_on_problems)
+        except ValidationError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info("%s", report.text())
+        result = report.to_json()
+        result["summary_path"] = self._write(result)
+        if fail and report.problems:
+            raise AirflowFailException(
+                "The morning report is written; the recovery did not succeed: "
+                + "; ".join(report.problems)
+            )
+        return result
+
+    def _target(self) -> str | None:
+        if self.report_path not in (None, "", "None"):
+            return str(self.report_path)
+        resume = coerce_result(self.resume, "resume")
+        path = resume.get("report_path") if resume is not None else None
+        return str(path) if path else None
+
+    def _write(self, result: dict[str, Any]) -> str | None:
+        target = self._target()
+        if target is None:
+            return None
+        from airflow.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(summary_path_for(target))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as stream:  # type: ignore[no-untyped-call]
+            stream.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        self.log.info("Summary written to %s", path)
+        return str(path)
