@@ -9,6 +9,7 @@ pool per hook) or an async one for triggers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -167,8 +168,26 @@ class WorkflowDLQHook(BaseHook):
 
         The connection is read the async way, so a trigger never blocks the event loop.
         """
-        s = self._settings(await self.aget_connection(self.qstash_conn_id))
+        s = self._settings(await self._aget_connection())
         return AsyncWorkflowDLQClient(s.token, s.base_url, timeout=s.timeout, retry=s.retry)
+
+    async def _aget_connection(self) -> Any:
+        try:
+            return await self.aget_connection(self.qstash_conn_id)
+        except ImportError:  # pragma: no cover - Airflow 3.1 only
+            pass
+        # Airflow 3.1's async lookup imports the supervisor channel before it asks the secrets
+        # backends, so outside a task or triggerer process (a trigger's unit test, say) it
+        # fails even for an AIRFLOW_CONN_* connection. The sync lookup asks the backends
+        # first; run it off the event loop.
+        try:  # pragma: no cover - Airflow 3.1 only
+            return await asyncio.to_thread(self.get_connection, self.qstash_conn_id)
+        except ImportError:  # pragma: no cover - no backend has it, no supervisor to ask
+            from airflow.exceptions import AirflowNotFoundException  # type: ignore[attr-defined]
+
+            raise AirflowNotFoundException(
+                f"The conn_id `{self.qstash_conn_id}` isn't defined"  # as newer Airflow says
+            ) from None
 
     def close(self) -> None:
         """Close the sync client's pool, if one was opened."""

@@ -14,12 +14,21 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-)
+
+try:
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+except ImportError:  # pragma: no cover - Airflow 3.1 (task SDK 1.1) keeps them in core only
+    from airflow.exceptions import (  # type: ignore[attr-defined,no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
 
 from airflow_provider_wfdlq.client import ValidationError, WFDLQError
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
