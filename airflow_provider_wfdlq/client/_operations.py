@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -39,11 +40,12 @@ from airflow_provider_wfdlq.client.models import (
     DeleteResult,
     DLQMessage,
     DLQPage,
+    FlowControlState,
     ResumedRun,
     RunLogPage,
 )
 from airflow_provider_wfdlq.client.retry import RetryPolicy, may_have_acted
-from airflow_provider_wfdlq.client.validation import check_count
+from airflow_provider_wfdlq.client.validation import check_count, check_flow_control_key
 
 logger = logging.getLogger("airflow_provider_wfdlq.client")
 
@@ -54,6 +56,7 @@ PageFlow = Callable[[str | None], Flow[T]]
 
 DLQ = "/v2/workflows/dlq"
 LOGS = "/v2/workflows/logs"
+FLOW_CONTROL = "/v2/flowControl"
 MAX_LIST_COUNT = 100
 
 
@@ -267,6 +270,21 @@ class Operations:
                 return  # the lost attempt cancelled it
         self.done(answer)
 
+    # --- flow control ---------------------------------------------------------------------
+
+    def flow_control_state(self, key: Any) -> Flow[FlowControlState]:
+        path = _flow_control_path(key)
+        checked = check_flow_control_key(key, "flow_control_key")
+        return self._parsed(
+            Call("GET", path), lambda body: FlowControlState.from_json(body, checked)
+        )
+
+    def flow_control_verb(self, key: Any, verb: Literal["pause", "resume"]) -> Flow[None]:
+        """Pause or resume a key; both are idempotent, so retrying them is safe."""
+        call = Call("POST", f"{_flow_control_path(key)}/{verb}")
+        answer = yield from self.exchange(call)
+        self.done(answer)
+
     # --- acting in bulk -------------------------------------------------------------------
 
     def bulk_pages(
@@ -362,3 +380,8 @@ class Operations:
             remaining = tuple(still_there)
         result = self.result(answer, parse)
         return replace(result, lost_dlq_ids=lost, answer_lost=bool(lost))
+
+
+def _flow_control_path(key: Any) -> str:
+    """``/v2/flowControl/<key>`` with the key checked and quoted as a path segment."""
+    return f"{FLOW_CONTROL}/{quote(check_flow_control_key(key, 'flow_control_key'), safe='')}"

@@ -17,6 +17,7 @@ from airflow_provider_wfdlq.client.models import (
     DeleteResult,
     DLQMessage,
     DLQPage,
+    FlowControlState,
     ResumedRun,
     RunLogPage,
     WorkflowRun,
@@ -156,6 +157,20 @@ class WorkflowDLQClient:
     def delete(self, dlq_id: str) -> None:
         """Remove one entry; a 404 on a retry after a lost answer counts as deleted."""
         self._run(self._ops.delete(dlq_id))
+
+    # --- flow control (pacing, and the kill switch of a redrive) ---------------------------
+
+    def flow_control_state(self, flow_control_key: str) -> FlowControlState:
+        """The key's state: ``waitlist_size`` (runs waiting to execute) and ``is_paused``."""
+        return self._run(self._ops.flow_control_state(flow_control_key))
+
+    def pause_flow_control(self, flow_control_key: str) -> None:
+        """Hold every run under the key (how a redrive that makes things worse is stopped)."""
+        self._run(self._ops.flow_control_verb(flow_control_key, "pause"))
+
+    def resume_flow_control(self, flow_control_key: str) -> None:
+        """Let the runs held under the key go again."""
+        self._run(self._ops.flow_control_verb(flow_control_key, "resume"))
 
     # --- acting in bulk -------------------------------------------------------------------
 

@@ -304,3 +304,23 @@ class RunLogPage:
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         runs = tuple(WorkflowRun.from_json(item) for item in _objects(data, "runs"))
         return cls(runs=runs, cursor=_cursor(data))
+
+
+@dataclass(frozen=True)
+class FlowControlState:
+    """A flow-control key as ``GET /v2/flowControl/{key}`` reports it."""
+
+    flow_control_key: str
+    waitlist_size: int = 0
+    is_paused: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], key: str = "") -> Self:
+        paused = data.get("isPaused", data.get("paused", False))
+        return cls(
+            flow_control_key=_text(data, "flowControlKey") or key,
+            waitlist_size=_int(data, "waitlistSize") or 0,
+            is_paused=paused is True or str(paused).lower() == "true",
+            raw=dict(data),
+        )

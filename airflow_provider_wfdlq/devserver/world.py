@@ -51,6 +51,8 @@ class WorldConfig:
 
     page_cap: int = 50
     success_ratio: float = 0.8
+    #: Per workflow URL, overrides ``success_ratio`` (a bug that is live in one workflow).
+    success_ratio_by_url: dict[str, float] = field(default_factory=dict)
     run_seconds: float = 30.0
     callback_seconds: float = 20.0
     callback_outcome: str = "CALLBACK_SUCCESS"
@@ -75,6 +77,11 @@ class WorldConfig:
             raise ValueError("page_cap must be >= 1")
         if not 0.0 <= float(self.success_ratio) <= 1.0:
             raise ValueError("success_ratio must be within [0, 1]")
+        if not isinstance(self.success_ratio_by_url, dict) or not all(
+            isinstance(ratio, int | float) and 0.0 <= float(ratio) <= 1.0
+            for ratio in self.success_ratio_by_url.values()
+        ):
+            raise ValueError("success_ratio_by_url must map workflow URLs to ratios within [0, 1]")
         if float(self.run_seconds) < 0 or float(self.callback_seconds) < 0:
             raise ValueError("run_seconds and callback_seconds must be >= 0")
         if self.callback_outcome not in TERMINAL_CALLBACK_STATES:
@@ -527,7 +534,10 @@ class World:
             return
         outcome = random.Random(f"{self.seed}:{run_id}")
         run["workflowRunCompletedAt"] = due_ms
-        if outcome.random() < self.config.success_ratio:
+        ratio = self.config.success_ratio_by_url.get(
+            str(run.get("workflowUrl")), self.config.success_ratio
+        )
+        if outcome.random() < ratio:
             run["workflowState"] = "RUN_SUCCESS"
             return
         run["workflowState"] = "RUN_FAILED"

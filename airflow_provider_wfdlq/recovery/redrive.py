@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_wfdlq.client import (
@@ -27,9 +27,11 @@ from airflow_provider_wfdlq.client import (
     DLQMessage,
     NotFoundError,
     Overrides,
+    ResumedRun,
     ValidationError,
     WorkflowDLQClient,
 )
+from airflow_provider_wfdlq.client.validation import check_labels
 from airflow_provider_wfdlq.recovery.checkpoint import CheckpointStore, MemoryCheckpoint
 from airflow_provider_wfdlq.recovery.report import (
     NullSink,
@@ -38,8 +40,13 @@ from airflow_provider_wfdlq.recovery.report import (
     entry_record,
     format_table,
 )
+from airflow_provider_wfdlq.recovery.retention import Retention
+from airflow_provider_wfdlq.recovery.safety import CircuitBreaker, SafetyPolicy, canary_verdict
+from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 
 ACTIONS = ("resume", "restart")
+LABEL_MODES = ("append", "replace")
+INCOMPATIBLE = "Incompatible step name"
 #: The list endpoint's largest page; also the most ids one bulk call names.
 MAX_PAGE = 100
 #: How often a walk may start over after the server rejected a stale cursor.
@@ -61,11 +68,34 @@ class RedrivePlan:
     max_resumes: int | None = None
     dry_run: bool = False
     resume_all: bool = False
+    #: Which listed entries to act on by their error; skips 489s by default.
+    selection: ErrorSelection = field(default_factory=ErrorSelection)
+    #: A label added to every new run (e.g. ``airflow:<dag_id>:<run_id>``).
+    audit_label: str | None = None
+    #: "append": new runs keep the entry's labels plus the override/audit labels.
+    label_mode: str = "append"
+    #: Restart (from the first step) what resume refuses with ``Incompatible step name``.
+    restart_incompatible: bool = False
+    max_restarts: int = 100
+    #: Client-side pacing: at most this many API requests per second (429s still honoured).
+    requests_per_second: float | None = None
+    retention: Retention | None = None
+    safety: SafetyPolicy = field(default_factory=SafetyPolicy)
 
     def check(self) -> None:
         """Refuse what would surprise: an unknown action, an unbounded walk nobody asked for."""
         if self.action not in ACTIONS:
             raise ValidationError("action", self.action, "'resume' or 'restart'")
+        if self.label_mode not in LABEL_MODES:
+            raise ValidationError("label_mode", self.label_mode, "'append' or 'replace'")
+        if self.audit_label is not None:
+            check_labels(self.audit_label, "audit_label")
+        if self.max_restarts < 1:
+            raise ValidationError("max_restarts", self.max_restarts, "an integer >= 1")
+        if self.requests_per_second is not None and not self.requests_per_second > 0:
+            accepted = "a number of requests per second > 0, or None"
+            raise ValidationError("requests_per_second", self.requests_per_second, accepted)
+        self.safety.check(self.overrides)
         if not 1 <= self.count <= MAX_PAGE:
             raise ValidationError("count", self.count, f"an integer from 1 to {MAX_PAGE}")
         if self.max_resumes is not None and self.max_resumes < 1:
@@ -78,6 +108,21 @@ class RedrivePlan:
             )
         if self.cursor is not None and self.filters.dlq_ids:
             raise ValidationError("cursor", self.cursor, "no cursor together with dlq_ids")
+
+    def describe(self) -> dict[str, Any]:
+        """The policies in force, in words, for the report."""
+        labels = list(self.overrides.label) + ([self.audit_label] if self.audit_label else [])
+        return {
+            "selection": self.selection.describe(),
+            "labels": f"{self.label_mode} {labels}" if labels else "unchanged",
+            "restart_incompatible": self.restart_incompatible,
+            "requests_per_second": self.requests_per_second,
+            "flow_control_key": self.overrides.flow_control_key,
+            "retention_days": None
+            if self.retention is None
+            else self.retention.retention_ms / 86_400_000,
+            "safety": self.safety.describe(),
+        }
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -99,6 +144,10 @@ class Redrive:
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         max_runs_in_result: int | None = None,
         describe_time: Callable[[int | None], str] = str,
+        metrics: Callable[[str, int], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        follow: Callable[..., Any] | None = None,
     ) -> None:
         plan.check()
         self.client = client
@@ -108,18 +157,33 @@ class Redrive:
         self.should_stop = should_stop
         self.now_ms = now_ms
         self.describe_time = describe_time
+        self.metrics = metrics
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.follow = follow
         self.report = RedriveReport(action=plan.action, dry_run=plan.dry_run)
+        self.report.policies = plan.describe()
         if max_runs_in_result is not None:
             self.report.max_runs = max_runs_in_result
         self._started = time.monotonic()
+        self._next_call_at = 0.0
+        self._restarts = 0
+        self._canary_runs: list[tuple[str, int]] = []
+        self._canary_done = plan.safety.canary is None or plan.dry_run
+        self._breaker = (
+            CircuitBreaker(plan.safety, client)
+            if plan.safety.breaker_max_failure_ratio is not None and not plan.dry_run
+            else None
+        )
         self._acted = 0
         self._passed: set[str] = set()  # listed but left in the DLQ (dry run): never twice
         self._settled: set[str] = set()  # taken by an earlier try whose answer was lost
+        self._new_runs: list[tuple[str, int]] = []  # every new run of this try, in order
 
     # -- the walk ---------------------------------------------------------------------------
 
     def run(self) -> RedriveReport:
-        """Walk to the end, the cap, or a stop request; the report says which."""
+        """Walk to the end, the cap, a trip or a stop request; the report says which."""
         state = self.checkpoint.load()
         if state and state.get("version") == CHECKPOINT_VERSION:
             position = self._restore(state)
@@ -130,10 +194,21 @@ class Redrive:
                 self._walk_ids(int(position["index"]))
             else:
                 self._walk_filters(position["cursor"], int(position["bound"]))
+            if self.report.stopped == "done" and not self._canary_done and self._canary_runs:
+                # Fewer entries than the canary's size: judge them anyway, for the report.
+                self._judge_canary()
+        except _Halt as halt:
+            self._stop(halt.why, **halt.position)
         finally:
             self.sink.flush()
         if self.report.stopped == "done":
             self.checkpoint.clear()
+        if self.report.expiring or self.report.counts.get("expiring_before_next_run"):
+            log.warning(
+                "%d entr%s left in the DLQ expire before the next run; see 'expiring'.",
+                self.report.counts["expiring_before_next_run"],
+                "y" if self.report.counts["expiring_before_next_run"] == 1 else "ies",
+            )
         log.info("%s", self.report.summary())
         return self.report
 
@@ -147,6 +222,7 @@ class Redrive:
             if self._stop_before_page(cursor=cursor, bound=bound):
                 return
             try:
+                self._pace()
                 page = self.client.list_messages(filters, cursor=cursor, count=self.plan.count)
             except BadRequestError as exc:
                 if cursor is None or restarts >= MAX_WALK_RESTARTS:
@@ -158,11 +234,14 @@ class Redrive:
                 cursor = None
                 continue
             fresh = [m for m in page.messages if m.dlq_id not in self._passed]
+            chosen = self._select(fresh)
             room = self._room()
-            selected = fresh if room is None else fresh[:room]
-            self._save(cursor=cursor, bound=bound, in_flight=[m.dlq_id for m in selected])
-            self._handle_page(selected)
-            if room is not None and len(fresh) > room:
+            selected = chosen if room is None else chosen[:room]
+            passed = [m.dlq_id for m in fresh if m not in chosen]
+            in_flight = [m.dlq_id for m in selected]
+            self._save(cursor=cursor, bound=bound, in_flight=in_flight, passed=passed)
+            self._handle_page(selected, cursor=cursor, bound=bound)
+            if room is not None and len(chosen) > room:
                 # The rest of this page is still in the DLQ: the same cursor finds it again.
                 self._stop("max_resumes", cursor=cursor, bound=bound)
                 return
@@ -172,35 +251,69 @@ class Redrive:
                 return
 
     def _walk_ids(self, start: int) -> None:
+        """Named entries: each is read first (GET), since selection needs its error."""
         ids = self.plan.filters.dlq_ids
         index = start
         for chunk in _chunks(ids[start:], self.plan.count):
             if self._stop_before_page(index=index):
                 return
+            messages = []
+            for dlq_id in chunk:
+                if dlq_id in self._settled:
+                    continue
+                message = self._describe(dlq_id)
+                if message is None:
+                    self._record(dlq_id, {}, "vanished", reason="not in the DLQ any more")
+                else:
+                    messages.append(message)
+            chosen = self._select(messages)
             room = self._room()
-            selected_ids = chunk if room is None else chunk[:room]
-            todo = [i for i in selected_ids if i not in self._settled]
-            self._save(index=index, in_flight=todo)
-            if self.plan.dry_run:
-                described = (self._describe(dlq_id) for dlq_id in todo)
-                self._handle_page([m for m in described if m is not None])
-            else:
-                self.report.pages += 1
-                self._act_on(todo, {})
-            index += len(selected_ids)
-            self._save(index=index, in_flight=[])
-            if len(selected_ids) < len(chunk):
+            selected = chosen if room is None else chosen[:room]
+            self._save(index=index, in_flight=[m.dlq_id for m in selected])
+            self._handle_page(selected, index=index)
+            if room is not None and len(chosen) > room:
                 self._stop("max_resumes", index=index)
                 return
+            index += len(chunk)
+            self._save(index=index, in_flight=[])
 
     # -- one page ---------------------------------------------------------------------------
 
-    def _handle_page(self, messages: list[DLQMessage]) -> None:
+    def _select(self, messages: list[DLQMessage]) -> list[DLQMessage]:
+        """The entries to act on, oldest first; the others are recorded as skipped."""
+        chosen = []
+        now = self.now_ms()
+        for m in messages:
+            reason = self.plan.selection.skip_reason(m)
+            if reason is None:
+                chosen.append(m)
+                continue
+            self._passed.add(m.dlq_id)
+            self._left_in_dlq(m, "skipped_" + reason, now)
+        chosen.sort(key=lambda m: (m.created_at is None, m.created_at or 0))
+        return chosen
+
+    def _left_in_dlq(self, message: DLQMessage, event: str, now: int) -> None:
+        """Count an entry that stays in the DLQ, and say if it will expire before next run."""
+        extra: dict[str, Any] = {}
+        retention = self.plan.retention
+        if retention is not None:
+            extra["expires_at"] = retention.expires_at(message)
+            if retention.expiring(message, now):
+                extra["expiring_before_next_run"] = True
+                self._count("expiring_before_next_run")
+                self.report.add_expiring(
+                    {"dlq_id": message.dlq_id, "expires_at": extra["expires_at"], "why": event}
+                )
+        self._count(event)
+        self.sink.write(entry_record(message, event, **extra))
+
+    def _handle_page(self, messages: list[DLQMessage], **position: Any) -> None:
         self.report.pages += 1
         if self.plan.dry_run:
             self._preview(messages)
         elif messages:
-            self._act_on([m.dlq_id for m in messages], {m.dlq_id: m for m in messages})
+            self._act_with_safety(messages, position)
         self.sink.flush()
         elapsed = max(time.monotonic() - self._started, 1e-6)
         log.info(
@@ -213,21 +326,111 @@ class Redrive:
         )
 
     def _preview(self, messages: list[DLQMessage]) -> None:
+        now = self.now_ms()
         for m in messages:
             self._passed.add(m.dlq_id)
             self.report.groups[(m.workflow_url or "", m.response_status)] += 1
-            self.report.counts["would_" + self.plan.action] += 1
-            self.sink.write(entry_record(m, "would_" + self.plan.action))
+            self._left_in_dlq(m, "would_" + self.plan.action, now)
         self._acted += len(messages)
         if messages:
             log.info("Would %s:\n%s", self.plan.action, format_table(messages, self.describe_time))
 
-    def _act_on(self, ids: list[str], known: dict[str, DLQMessage]) -> None:
+    def _act_with_safety(self, messages: list[DLQMessage], position: dict[str, Any]) -> None:
+        """Canary first (then judge it), the rest after; the breaker looks after each page."""
+        if not self._canary_done:
+            size = self.plan.safety.canary or 0
+            canary, messages = (
+                messages[: size - len(self._canary_runs)],
+                messages[size - len(self._canary_runs) :],
+            )
+            self._act_on(canary, self._canary_runs)
+            if len(self._canary_runs) >= size and not self._judge_canary():
+                raise _Halt("canary", position)
+        if messages:
+            followed: list[tuple[str, int]] = []
+            self._act_on(messages, followed)
+            if self._breaker is not None:
+                self._breaker.follow(followed)
+        if self._breaker is not None:
+            self._pace()
+            self._breaker.poll()
+            self.report.safety["breaker"] = self._breaker.state()
+            if self._breaker.tripped():
+                self._trip("circuit_breaker", self._breaker.state())
+                raise _Halt("circuit_breaker", position)
+
+    def _judge_canary(self) -> bool:
+        """Wait for the canary's runs; go on only if enough succeeded."""
+        self._canary_done = True
+        size = len(self._canary_runs)
+        if self.follow is None:
+            from airflow_provider_wfdlq.recovery.runs import follow_runs
+
+            self.follow = follow_runs
+        log.info("Canary: waiting for the outcome of %d resumed run(s).", size)
+        outcome = self.follow(
+            self.client,
+            list(self._canary_runs),
+            timeout_s=self.plan.safety.canary_timeout,
+            poll_interval_s=self.plan.safety.poll_interval,
+            sleep=self.sleep,
+            monotonic=self.monotonic,
+            should_stop=self.should_stop,
+        )
+        passed, seen = canary_verdict(outcome, self.plan.safety, size)
+        seen["passed"] = passed
+        self.report.safety["canary"] = seen
+        log.info("Canary %s: %s", "passed" if passed else "FAILED", seen)
+        if not passed:
+            self._trip("canary", seen)
+        return passed
+
+    def _trip(self, why: str, seen: dict[str, Any]) -> None:
+        self._count(f"tripped_{why}")
+        self.sink.write({"event": "tripped", "by": why, **seen})
+        key = self.plan.overrides.flow_control_key
+        if self.plan.safety.pause_on_trip and key:
+            self.pause(key, why)
+
+    def pause(self, key: str, why: str) -> None:
+        """Pause the redrive's flow-control key; say so in the report whatever happens."""
+        try:
+            self.client.pause_flow_control(key)
+        except Exception as exc:  # the walk stops anyway; the report must say the pause failed
+            log.error("Could not pause flow-control key %r: %s", key, exc)
+            self.report.safety["paused"] = {"key": key, "by": why, "error": str(exc)}
+            return
+        log.warning("Paused flow-control key %r (%s).", key, why)
+        self.report.safety["paused"] = {"key": key, "by": why}
+        self.sink.write({"event": "paused", "flow_control_key": key, "by": why})
+
+    def _act_on(self, messages: list[DLQMessage], created: list[tuple[str, int]]) -> None:
+        """Act on these entries, one bulk call per set of labels the new runs get."""
+        known = {m.dlq_id: m for m in messages}
+        for overrides, ids in self._label_groups(messages):
+            before = len(self._new_runs)
+            self._act_on_ids(ids, known, overrides)
+            created.extend(self._new_runs[before:])
+
+    def _label_groups(self, messages: list[DLQMessage]) -> list[tuple[Overrides, list[str]]]:
+        base = self.plan.overrides
+        extra = tuple(base.label) + ((self.plan.audit_label,) if self.plan.audit_label else ())
+        if not extra:
+            return [(base, [m.dlq_id for m in messages])] if messages else []
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for m in messages:
+            labels = extra if self.plan.label_mode == "replace" else (*m.labels, *extra)
+            groups.setdefault(tuple(dict.fromkeys(labels)), []).append(m.dlq_id)
+        return [(replace(base, label=labels), ids) for labels, ids in groups.items()]
+
+    def _act_on_ids(
+        self, ids: list[str], known: dict[str, DLQMessage], overrides: Overrides
+    ) -> None:
         """Resume (or restart) exactly these ids, however the server caps or loses answers."""
         pending = ids
         while pending:
             try:
-                result = self._bulk(pending)
+                result = self._bulk(pending, overrides)
             except NotFoundError:
                 # Some entry left the DLQ between listing and acting (resumed elsewhere,
                 # deleted, expired): find which, report them, and act on the rest.
@@ -237,6 +440,13 @@ class Redrive:
                         self._record(dlq_id, known, "vanished", reason="not in the DLQ any more")
                 pending = present
                 continue
+            except BadRequestError as exc:
+                if self.plan.action != "resume" or INCOMPATIBLE not in exc.error:
+                    raise
+                # One entry's workflow code changed before its failed step, and the whole
+                # call was refused: go one by one to find which.
+                self._one_by_one(pending, known, overrides)
+                return
             lost = set(result.lost_dlq_ids)
             acted = [i for i in pending if i not in lost]
             if len(result.runs) < len(acted):
@@ -254,21 +464,76 @@ class Redrive:
             for dlq_id in result.lost_dlq_ids:
                 self._record(dlq_id, known, self._done_event, run=None, reason="answer lost")
 
+    def _one_by_one(
+        self, ids: list[str], known: dict[str, DLQMessage], overrides: Overrides
+    ) -> None:
+        for dlq_id in ids:
+            try:
+                self._pace()
+                run = self.client.resume(dlq_id, overrides)
+            except NotFoundError:
+                self._record(dlq_id, known, "vanished", reason="not in the DLQ any more")
+                continue
+            except BadRequestError as exc:
+                if INCOMPATIBLE not in exc.error:
+                    raise
+                self._incompatible(dlq_id, known, overrides)
+                continue
+            self._record(dlq_id, known, "resumed", run=run)
+
+    def _incompatible(
+        self, dlq_id: str, known: dict[str, DLQMessage], overrides: Overrides
+    ) -> None:
+        """Restart what cannot be resumed, if allowed and under the cap; else leave it."""
+        message = known.get(dlq_id)
+        if not self.plan.restart_incompatible or self._restarts >= self.plan.max_restarts:
+            self._passed.add(dlq_id)
+            why = "restart fallback off" if not self.plan.restart_incompatible else "cap reached"
+            if message is not None:
+                self._left_in_dlq(message, "skipped_incompatible", self.now_ms())
+            else:
+                self._count("skipped_incompatible")
+                self.sink.write({"event": "skipped_incompatible", "dlq_id": dlq_id})
+            log.warning("%s: resume refused (%s); left in the DLQ (%s).", dlq_id, INCOMPATIBLE, why)
+            return
+        self._restarts += 1
+        self._pace()
+        run = self.client.restart(dlq_id, overrides)
+        self._record(dlq_id, known, "restarted_incompatible", run=run, reason=INCOMPATIBLE)
+
     @property
     def _done_event(self) -> str:
         return "resumed" if self.plan.action == "resume" else "restarted"
 
-    def _bulk(self, ids: list[str]) -> BulkResult:
+    def _bulk(self, ids: list[str], overrides: Overrides) -> BulkResult:
         filters = DLQFilters(dlq_ids=tuple(ids))
+        self._pace()
         if self.plan.action == "resume":
-            return self.client.resume_bulk(filters, self.plan.overrides)
-        return self.client.restart_bulk(filters, self.plan.overrides)
+            return self.client.resume_bulk(filters, overrides)
+        return self.client.restart_bulk(filters, overrides)
 
     def _describe(self, dlq_id: str) -> DLQMessage | None:
         try:
+            self._pace()
             return self.client.get_message(dlq_id)
         except NotFoundError:
             return None
+
+    def _pace(self) -> None:
+        """Client-side pacing: space requests ``1 / requests_per_second`` apart."""
+        rps = self.plan.requests_per_second
+        if rps is None:
+            return
+        now = self.monotonic()
+        if now < self._next_call_at:
+            self.sleep(self._next_call_at - now)
+            now = self._next_call_at
+        self._next_call_at = now + 1.0 / rps
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.report.counts[key] += n
+        if self.metrics is not None:
+            self.metrics(key, n)
 
     def _record(
         self,
@@ -276,7 +541,7 @@ class Redrive:
         known: dict[str, DLQMessage],
         event: str,
         *,
-        run: Any = None,
+        run: ResumedRun | None = None,
         reason: str | None = None,
     ) -> None:
         extra: dict[str, Any] = {}
@@ -287,6 +552,8 @@ class Redrive:
             new_at = None if run is None else run.workflow_created_at
             extra = {"new_workflow_run_id": new_id, "new_workflow_created_at": new_at}
             self.report.add_run(dlq_id, new_id, new_at)
+            if run is not None:
+                self._new_runs.append((run.workflow_run_id, run.workflow_created_at))
         if reason:
             extra["reason"] = reason
         message = known.get(dlq_id)
@@ -295,7 +562,7 @@ class Redrive:
             if message
             else {"event": event, "dlq_id": dlq_id, **extra}
         )
-        self.report.counts[f"{event}_answer_lost" if answer_lost else event] += 1
+        self._count(f"{event}_answer_lost" if answer_lost else event)
         self.sink.write(record)
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -322,7 +589,9 @@ class Redrive:
             "Stopped (%s) after %d entr%s.", why, self._acted, "y" if self._acted == 1 else "ies"
         )
 
-    def _save(self, *, in_flight: Sequence[str], **position: Any) -> None:
+    def _save(
+        self, *, in_flight: Sequence[str], passed: Sequence[str] = (), **position: Any
+    ) -> None:
         self.checkpoint.save(
             {
                 "version": CHECKPOINT_VERSION,
@@ -330,7 +599,10 @@ class Redrive:
                 "index": position.get("index", 0),
                 "bound": position.get("bound"),
                 "in_flight": list(in_flight),
+                # Recorded as skipped on this page already: a retry must not record them again.
+                "passed": list(passed),
                 "acted": self._acted,
+                "canary": {"done": self._canary_done, "runs": self._canary_runs},
                 "report": self.report.to_state(),
             }
         )
@@ -339,7 +611,11 @@ class Redrive:
         """Take up an earlier try's walk; settle the entries it had in flight when it died."""
         self.report.restore(state.get("report", {}))
         self._acted = int(state.get("acted", 0))
+        canary = state.get("canary") or {}
+        self._canary_done = bool(canary.get("done", self._canary_done))
+        self._canary_runs = [(str(r), int(at)) for r, at in canary.get("runs", [])]
         in_flight = list(state.get("in_flight", []))
+        self._passed.update(state.get("passed", []))
         log.info(
             "Going on from a checkpoint: %d entr%s done, %d in flight.",
             self._acted,
@@ -357,3 +633,12 @@ class Redrive:
             "index": state.get("index", 0),
             "bound": state.get("bound") or self.now_ms(),
         }
+
+
+class _Halt(Exception):
+    """A policy stopped the walk (canary, circuit breaker); the position to report."""
+
+    def __init__(self, why: str, position: dict[str, Any]) -> None:
+        super().__init__(why)
+        self.why = why
+        self.position = position

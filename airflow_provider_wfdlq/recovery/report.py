@@ -14,6 +14,8 @@ from airflow_provider_wfdlq.client import DLQMessage
 DEFAULT_MAX_RUNS_IN_RESULT = 1000
 #: How many (workflow URL, response status) groups a dry run reports, largest first.
 MAX_GROUPS = 50
+#: How many expiring entries the XCom result names (all are counted and in the report file).
+MAX_EXPIRING = 100
 
 
 class ReportSink(Protocol):
@@ -77,6 +79,16 @@ class RedriveReport:
     groups: Counter[tuple[str, int | None]] = field(default_factory=Counter)
     report_path: str | None = None
     max_runs: int = DEFAULT_MAX_RUNS_IN_RESULT
+    #: The recovery policies in force, in words (selection, labels, pacing, safety).
+    policies: dict[str, Any] = field(default_factory=dict)
+    #: Entries left in the DLQ that expire before the next run (capped at MAX_EXPIRING).
+    expiring: list[dict[str, Any]] = field(default_factory=list)
+    #: What the canary and the circuit breaker saw, and whether they tripped.
+    safety: dict[str, Any] = field(default_factory=dict)
+
+    def add_expiring(self, record: Mapping[str, Any]) -> None:
+        if len(self.expiring) < MAX_EXPIRING:
+            self.expiring.append(dict(record))
 
     def add_run(self, dlq_id: str, workflow_run_id: str | None, created_at: int | None) -> None:
         """Name a new run in the result, up to ``max_runs``; beyond that only count it."""
@@ -107,6 +119,9 @@ class RedriveReport:
                 for (url, status), n in self.groups.most_common(MAX_GROUPS)
             ],
             "report_path": self.report_path,
+            "policies": dict(self.policies),
+            "expiring": list(self.expiring),
+            "safety": dict(self.safety),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -115,6 +130,8 @@ class RedriveReport:
         self.pages = int(state.get("pages", 0))
         self.runs = list(state.get("runs", []))
         self.runs_truncated = bool(state.get("runs_truncated", False))
+        self.expiring = list(state.get("expiring", []))
+        self.safety = dict(state.get("safety", {}))
         self.groups = Counter(
             {
                 (g["workflow_url"], g["response_status"]): g["entries"]

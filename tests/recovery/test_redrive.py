@@ -10,14 +10,18 @@ import pytest
 
 from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError, WorkflowDLQClient
 from airflow_provider_wfdlq.recovery import JsonLinesSink, MemoryCheckpoint, Redrive, RedrivePlan
+from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 from tests.recovery.conftest import resumed_ids
 
 EVERYTHING = DLQFilters.build(from_date="2020-01-01T00:00:00Z")
 
 
 def plan(**kwargs: Any) -> RedrivePlan:
+    """A plan over the whole seeded world; 489s included so every entry is in play here
+    (the policies' own tests cover the default, which skips them)."""
     kwargs.setdefault("filters", EVERYTHING)
     kwargs.setdefault("overrides", Overrides())
+    kwargs.setdefault("selection", ErrorSelection(include_non_retryable=True))
     return RedrivePlan(**kwargs)
 
 

@@ -1,0 +1,212 @@
+"""Canary and circuit breaker: stop a redrive that resumes runs into a bug that is still live.
+
+A canary resumes the first ``canary`` selected entries, waits for their new runs to finish
+(the run follower, :mod:`recovery.runs`), and lets the redrive go on only if enough of them
+succeeded. During the rest of the walk the circuit breaker looks at the resumed runs that
+have finished so far (one run-logs call per page, at most 100 runs) and trips when too many
+failed again. Either one stops the walk, says why in the report and, if asked, pauses the
+redrive's flow-control key so the runs already resumed wait instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from airflow_provider_wfdlq.client import Overrides, ValidationError, WorkflowDLQClient
+from airflow_provider_wfdlq.client.validation import check_count
+
+FINAL_RUN_STATES: Final = frozenset({"RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"})
+#: Runs one run-logs call may name (``workflowRuns``); the breaker's sample per page.
+MAX_RUNS_PER_CALL: Final = 100
+
+
+def _ratio(value: Any, field: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+        raise ValidationError(field, value, "a ratio from 0.0 to 1.0")
+    return number
+
+
+def _seconds(value: Any, field: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or number < 0:
+        raise ValidationError(field, value, "a number of seconds >= 0")
+    return number
+
+
+@dataclass(frozen=True)
+class SafetyPolicy:
+    """Canary, circuit breaker and the pause switch; all off by default.
+
+    ``canary``: how many entries to resume first; ``canary_min_success_ratio``: the share of
+    the canary's finished runs that must succeed (runs still running at ``canary_timeout``
+    count as not succeeded); ``breaker_max_failure_ratio``: trip when more than this share
+    of the finished resumed runs failed again, once ``breaker_min_finished`` have finished;
+    ``pause_on_trip``: pause the overrides' flow-control key when either trips.
+    """
+
+    canary: int | None = None
+    canary_min_success_ratio: float = 0.9
+    canary_timeout: float = 900.0
+    poll_interval: float = 15.0
+    breaker_max_failure_ratio: float | None = None
+    breaker_min_finished: int = 20
+    pause_on_trip: bool = False
+
+    @classmethod
+    def build(cls, **raw: Any) -> SafetyPolicy:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValidationError("safety", unknown[0], f"one of {', '.join(sorted(known))}")
+        canary = raw.get("canary")
+        breaker = raw.get("breaker_max_failure_ratio")
+        pause = raw.get("pause_on_trip", False)
+        if not isinstance(pause, bool):
+            pause = str(pause).strip().lower() == "true" if str(pause).strip() else False
+        return cls(
+            canary=None if canary in (None, "", "None", 0) else check_count(canary, "canary"),
+            canary_min_success_ratio=_ratio(
+                raw.get("canary_min_success_ratio", 0.9), "canary_min_success_ratio"
+            ),
+            canary_timeout=_seconds(raw.get("canary_timeout", 900.0), "canary_timeout"),
+            poll_interval=_seconds(raw.get("poll_interval", 15.0), "poll_interval"),
+            breaker_max_failure_ratio=None
+            if breaker in (None, "", "None")
+            else _ratio(breaker, "breaker_max_failure_ratio"),
+            breaker_min_finished=check_count(
+                raw.get("breaker_min_finished", 20), "breaker_min_finished"
+            ),
+            pause_on_trip=pause,
+        )
+
+    @classmethod
+    def coerce(cls, value: SafetyPolicy | Mapping[str, Any] | None) -> SafetyPolicy:
+        if value is None:
+            return cls()
+        if isinstance(value, SafetyPolicy):
+            return value
+        if isinstance(value, Mapping):
+            return cls.build(**dict(value))
+        raise ValidationError("safety", value, "a mapping of canary/breaker settings, or None")
+
+    @property
+    def active(self) -> bool:
+        return self.canary is not None or self.breaker_max_failure_ratio is not None
+
+    def check(self, overrides: Overrides) -> None:
+        if self.pause_on_trip and overrides.flow_control_key is None:
+            raise ValidationError(
+                "pause_on_trip",
+                True,
+                "an overrides.flow_control_key to pause (the key the resumed runs run under)",
+            )
+
+    def describe(self) -> str:
+        parts = []
+        if self.canary is not None:
+            parts.append(
+                f"canary of {self.canary} needing {self.canary_min_success_ratio:.0%} success "
+                f"within {self.canary_timeout:g}s"
+            )
+        if self.breaker_max_failure_ratio is not None:
+            parts.append(
+                f"breaker trips above {self.breaker_max_failure_ratio:.0%} failed again "
+                f"(after {self.breaker_min_finished} finished)"
+            )
+        if self.pause_on_trip:
+            parts.append("pauses the flow-control key when tripped")
+        return "; ".join(parts) or "off"
+
+
+@dataclass
+class RunTally:
+    """Final states of resumed runs seen so far (by run id), for the breaker."""
+
+    final: dict[str, str] = field(default_factory=dict)
+    failed_dlq_ids: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        return len(self.final)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for state in self.final.values() if state != "RUN_SUCCESS")
+
+    def failure_ratio(self) -> float:
+        return self.failed / self.finished if self.finished else 0.0
+
+
+class CircuitBreaker:
+    """Polls a sample of the open resumed runs once per page and trips on failures."""
+
+    def __init__(self, policy: SafetyPolicy, client: WorkflowDLQClient) -> None:
+        self.policy = policy
+        self.client = client
+        self.tally = RunTally()
+        self._open: dict[str, int] = {}  # run id -> created-at ms, oldest first
+
+    def follow(self, runs: Sequence[tuple[str, int]]) -> None:
+        for run_id, created_at in runs:
+            self._open[run_id] = created_at
+
+    def poll(self) -> None:
+        """One run-logs call over the oldest open runs: they are the likeliest to be done."""
+        if not self._open:
+            return
+        batch = list(self._open.items())[:MAX_RUNS_PER_CALL]
+        page = self.client.run_logs(workflow_runs=batch, count=MAX_RUNS_PER_CALL)
+        for run in page.runs:
+            state = run.workflow_state
+            if run.workflow_run_id in self._open and state in FINAL_RUN_STATES:
+                del self._open[run.workflow_run_id]
+                self.tally.final[run.workflow_run_id] = state
+                if state != "RUN_SUCCESS":
+                    self.tally.failed_dlq_ids[run.workflow_run_id] = run.dlq_id
+
+    def tripped(self) -> bool:
+        limit = self.policy.breaker_max_failure_ratio
+        return (
+            limit is not None
+            and self.tally.finished >= self.policy.breaker_min_finished
+            and self.tally.failure_ratio() > limit
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "finished": self.tally.finished,
+            "failed_again": self.tally.failed,
+            "failure_ratio": round(self.tally.failure_ratio(), 4),
+            "still_open": len(self._open),
+        }
+
+
+def canary_verdict(outcome: Any, policy: SafetyPolicy, size: int) -> tuple[bool, dict[str, Any]]:
+    """Whether the canary passed, and what it saw, from the run follower's outcome."""
+    counts: Mapping[str, int] = getattr(outcome, "counts", {}) or {}
+    succeeded = int(counts.get("RUN_SUCCESS", 0))
+    ratio = succeeded / size if size else 1.0
+    seen = {
+        "size": size,
+        "succeeded": succeeded,
+        "counts": dict(counts),
+        "still_running": int(getattr(outcome, "still_running", 0) or 0),
+        "success_ratio": round(ratio, 4),
+        "required": policy.canary_min_success_ratio,
+    }
+    failed = getattr(outcome, "failed", None)
+    if failed:
+        seen["failed"] = [dict(item) if isinstance(item, Mapping) else item for item in failed]
+    return ratio >= policy.canary_min_success_ratio, seen
+
+
+Follow = Callable[..., Any]
