@@ -21,6 +21,16 @@ the workflow dead-letter queue and resumes them from the step that failed.
    - task `retries: 2`: a retried task goes on from its checkpoint and never resumes an
      entry twice;
    - a JSON-lines report per night under `params.report_dir`, one line per entry.
+4. **follow** follows the resumed runs to their outcome (`WorkflowRunSensor`, deferrable):
+   one run-logs request per 100 runs still running, every 5 minutes, for up to 4 hours.
+   It fails the night when fewer than half of the runs recover (`min_success_ratio=0.5`:
+   something systematic is wrong, a human should look); runs still running after 4 hours
+   are reported, not failed (`on_timeout="report"`): the flow control paces big nights.
+5. **morning_report** writes one summary: found, resumed, recovered, failed again (with
+   the NEW dlqIds those runs are in the DLQ as), still running, skipped by reason. It goes
+   to the task log and next to the JSON-lines report (`<date>.summary.json`). It runs even
+   when `follow` failed (`trigger_rule="all_done"`), then fails too, so the DAG run shows
+   that the night's recovery did not succeed.
 
 The window is the data interval: the day before the run, inclusive at both ends as the API
 compares dates (an entry stamped exactly at midnight is resumed the first night and is gone
@@ -34,7 +44,9 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+from airflow_provider_wfdlq.operators.report import DLQRecoveryReportOperator
 from airflow_provider_wfdlq.sensors.dlq import DLQFailureCallbackSensor
+from airflow_provider_wfdlq.sensors.runs import WorkflowRunSensor
 
 try:
     from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
@@ -80,4 +92,23 @@ with DAG(
         timeout=2 * 60 * 60,
     )
 
-    preview >> callbacks_final >> resume
+    follow = WorkflowRunSensor(
+        task_id="follow",
+        runs=resume.output,  # the resume's result as it is: its "runs" are followed
+        min_success_ratio=0.5,
+        on_timeout="report",
+        deferrable=True,
+        poke_interval=5 * 60,
+        timeout=4 * 60 * 60,
+    )
+
+    morning_report = DLQRecoveryReportOperator(
+        task_id="morning_report",
+        preview="{{ ti.xcom_pull(task_ids='preview') }}",
+        resume="{{ ti.xcom_pull(task_ids='resume') }}",
+        follow="{{ ti.xcom_pull(task_ids='follow', key='outcome') }}",  # pushed even on failure
+        title="Morning report: {{ dag.dag_id }}, night of {{ data_interval_start | ds }}",
+        trigger_rule="all_done",
+    )
+
+    preview >> callbacks_final >> resume >> follow >> morning_report
