@@ -2,7 +2,10 @@
 
 Starts the dev server seeded with a realistic DLQ (several apps, a week of failures), runs
 ``example_dags/nightly_dlq_recovery.py`` for last night through Airflow (``dag.test()`` on a
-local sqlite metadata DB under ``.demo/``), and prints what was found, resumed and skipped.
+local sqlite metadata DB under ``.demo/``), and prints what was found, resumed and skipped,
+then the morning report: how the resumed runs ended (recovered, failed again and back in
+the DLQ as new entries, still running). The dev server finishes resumed runs at once
+(``run_seconds=0``), 85% of them successfully, so the follow-up sees every outcome.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def main() -> int:
     import pendulum
 
     last_midnight = pendulum.now("UTC").start_of("day")
-    with DevServer(seed=7, entries=400, success_ratio=0.85) as server:
+    with DevServer(seed=7, entries=400, success_ratio=0.85, run_seconds=0) as server:
         entries = server.control.entries()
         window = [
             e
@@ -118,6 +121,7 @@ def main() -> int:
         states, xcom = results(dag, dr)
         actions = server.control.actions()
         left = server.control.entries()
+        runs = server.control.runs()
 
     preview = xcom.get("preview", {})
     resume = xcom.get("resume", {})
@@ -157,10 +161,25 @@ def main() -> int:
     say(
         f"Checked against the dev server: {len(resumed_ids)} entries resumed, "
         f"{'none' if not twice else len(twice)} resumed twice; "
-        f"{len(left)} entries left in the DLQ (outside the window)."
+        f"{len(left)} entries in the DLQ now (outside the window, skipped, or failed again)."
     )
     if resume.get("report_path"):
         say(f"Full JSON-lines report: {resume['report_path'].removeprefix('file://')}")
+    morning = xcom.get("morning_report", {})
+    say()
+    for line in morning.get("lines", ["Morning report: not written (see the task log)"]):
+        say(line)
+    new_runs = {r["workflow_run_id"] for r in resume.get("runs", [])}
+    failed_again = [
+        r for r in runs if r["workflowRunId"] in new_runs and r["workflowState"] == "RUN_FAILED"
+    ]
+    back = {e["dlqId"] for e in left}
+    say(
+        f"Checked against the dev server: {len(failed_again)} resumed runs failed again, "
+        f"{sum(r.get('dlqId') in back for r in failed_again)} of them back in the DLQ."
+    )
+    if morning.get("summary_path"):
+        say(f"Summary file: {morning['summary_path'].removeprefix('file://')}")
     return 0 if str(dr.state) == "success" and not twice else 1
 
 
