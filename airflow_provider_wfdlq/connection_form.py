@@ -19,6 +19,7 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "max_attempts": 5,
     "backoff_max": 30.0,
     "max_rate_limit_wait": 60.0,
+    "retention": None,
 }
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -39,6 +40,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "max_rate_limit_wait": {
         "label": "Longest wait on a 429 (seconds)",
         "schema": {"type": ["number", "null"], "default": EXTRA_DEFAULTS["max_rate_limit_wait"]},
+    },
+    "retention": {
+        "label": "DLQ retention of the plan",
+        "description": "'3d' (free), '7d' (pay as you go) or days; redrives then report "
+        "entries that would expire before the next run.",
+        "schema": {"type": ["string", "null"], "default": EXTRA_DEFAULTS["retention"]},
     },
 }
 

@@ -33,6 +33,7 @@ from airflow_provider_wfdlq.connection_form import (
     HOOK_NAME,
     UI_FIELD_BEHAVIOUR,
 )
+from airflow_provider_wfdlq.recovery.retention import parse_retention_days
 
 try:  # Airflow 3.1 keeps it in the execution-time module only.
     from airflow.sdk.log import mask_secret
@@ -48,6 +49,8 @@ class ClientSettings:
     base_url: str
     timeout: float
     retry: RetryPolicy
+    #: The plan's DLQ retention as configured (``"3d"``, ``7``...), or None if not set.
+    retention: str | float | None = None
 
     def __repr__(self) -> str:
         return f"ClientSettings(base_url={self.base_url!r}, timeout={self.timeout!r}, token=***)"
@@ -106,7 +109,16 @@ def settings_from_connection(
             backoff_max=_number_extra(extra, "backoff_max", float),
             max_rate_limit_wait=_number_extra(extra, "max_rate_limit_wait", float),
         ),
+        retention=_retention_extra(extra),
     )
+
+
+def _retention_extra(extra: Mapping[str, Any]) -> str | float | None:
+    value = extra.get("retention")
+    if value in (None, ""):
+        return None
+    parse_retention_days(value, "extra.retention")
+    return value if isinstance(value, str) else float(value)
 
 
 class WorkflowDLQHook(BaseHook):
@@ -116,7 +128,8 @@ class WorkflowDLQHook(BaseHook):
     The token is the connection's password, the base URL its host (default
     ``https://qstash.upstash.io``; use the regional URL for a regional token, or the local
     dev server's URL in tests). Extras: ``timeout``, ``max_attempts``, ``backoff_max`` and
-    ``max_rate_limit_wait``.
+    ``max_rate_limit_wait``, and ``retention`` (the plan's DLQ retention: ``3d``, ``7d``
+    or days), which makes redrives report entries that expire before the next run.
 
     :param qstash_conn_id: The ``qstash`` connection to use.
     """

@@ -14,12 +14,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError
-from airflow_provider_wfdlq.client.validation import check_count
+from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_count
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
 from airflow_provider_wfdlq.recovery import JsonLinesSink, MemoryCheckpoint, Redrive, RedrivePlan
 from airflow_provider_wfdlq.recovery.checkpoint import CheckpointStore
 from airflow_provider_wfdlq.recovery.report import DEFAULT_MAX_RUNS_IN_RESULT, NullSink, ReportSink
+from airflow_provider_wfdlq.recovery.retention import Retention
+from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
+from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "wfdlq_redrive"
+#: The flow-control key resumed runs get when a policy needs one and the overrides name
+#: none: one key per DAG run, so a night's redrive can be paused (or paced) as a whole.
+DEFAULT_FLOW_CONTROL_KEY = "airflow-redrive-{{ dag.dag_id }}-{{ ds_nodash }}"
+#: What ``audit_label=True`` adds to every new run: Upstash's logs lead back to the DAG run.
+DEFAULT_AUDIT_LABEL = "airflow:{dag_id}:{run_id}"
+METRIC_PREFIX = "wfdlq.redrive"
 _warned_no_state_store = False
 
 
@@ -98,6 +107,34 @@ class ResumeDLQOperator(BaseOperator):
     :param dry_run: List what would be resumed, as a table and grouped counts; resume nothing.
     :param report_path: Where the JSON-lines report goes, record by record (templated);
         a path or URL that ``ObjectStoragePath`` takes (``file:///...``, ``s3://...``).
+    :param select: Which listed entries to act on by their error (templated), done
+        client-side since the DLQ has no such filter: ``statuses`` / ``exclude_statuses``
+        (``503``, ``"5xx"``, ``"500-504"``), ``body_regex`` / ``exclude_body_regex`` (over
+        ``responseBody``), ``step_urls`` (globs over the failed step's ``url``) and
+        ``include_non_retryable``. Entries that answered 489 (non-retryable) are skipped
+        unless ``include_non_retryable`` is True. Skips are counted by reason.
+    :param audit_label: A label added to every new run, e.g. ``"airflow:{{ dag.dag_id }}"``;
+        True means ``airflow:<dag_id>:<run_id>`` (characters labels cannot hold become ``-``).
+    :param label_mode: ``"append"`` (default): new runs keep the entry's labels plus the
+        override and audit labels (the API replaces labels, so they are read from the entry
+        and all sent); ``"replace"``: only the override and audit labels.
+    :param restart_incompatible: When resume answers 400 ``Incompatible step name`` (the
+        workflow's code changed before the failed step), restart that entry instead, at
+        most ``max_restarts`` times per task; otherwise it is left and counted.
+    :param requests_per_second: Client-side pacing of API calls (429s are honoured anyway).
+    :param retention: The plan's DLQ retention (``"3d"``, ``"7d"``, days); defaults to the
+        connection's ``retention`` extra. Entries left in the DLQ that expire before the
+        next run (``retention_horizon``, default the DAG run's data interval, else a day)
+        are counted as ``expiring_before_next_run`` and named under ``expiring``.
+    :param canary: Resume this many entries first, wait for their runs' outcome, and go on
+        only if at least ``canary_min_success_ratio`` succeeded within ``canary_timeout``
+        seconds (polled every ``poll_interval`` seconds).
+    :param breaker_max_failure_ratio: During the walk, stop when more than this share of the
+        resumed runs that have finished failed again (after ``breaker_min_finished``).
+    :param pause_on_trip: Pause the redrive's flow-control key when the canary or the breaker
+        trips, so runs already resumed wait instead of failing. ``pause_on_kill``: the same
+        when the task is killed. Both use ``overrides.flow_control_key``, defaulting to
+        ``airflow-redrive-<dag_id>-<ds_nodash>``.
     :param max_runs_in_result: How many new runs the XCom result names.
     :param qstash_conn_id: The ``qstash`` connection.
     :return: ``{"counts", "pages", "cursor", "stopped", "runs", "runs_truncated", ...}``.
@@ -113,8 +150,21 @@ class ResumeDLQOperator(BaseOperator):
         "max_resumes",
         "is_dry_run",
         "report_path",
+        "select",
+        "audit_label",
+        "label_mode",
+        "restart_incompatible",
+        "max_restarts",
+        "requests_per_second",
+        "retention",
+        "canary",
+        "canary_min_success_ratio",
+        "canary_timeout",
+        "breaker_max_failure_ratio",
+        "pause_on_trip",
+        "pause_on_kill",
     )
-    template_fields_renderers = {"filters": "json", "overrides": "json"}
+    template_fields_renderers = {"filters": "json", "overrides": "json", "select": "json"}
     ui_color = "#e8f4f8"
 
     def __init__(
@@ -129,6 +179,22 @@ class ResumeDLQOperator(BaseOperator):
         max_resumes: int | str | None = None,
         dry_run: bool | str = False,
         report_path: Any = None,
+        select: Mapping[str, Any] | None = None,
+        audit_label: str | bool | None = None,
+        label_mode: str = "append",
+        restart_incompatible: bool | str = False,
+        max_restarts: int | str = 100,
+        requests_per_second: float | str | None = None,
+        retention: str | float | None = None,
+        retention_horizon: Any = None,
+        canary: int | str | None = None,
+        canary_min_success_ratio: float | str = 0.9,
+        canary_timeout: float | str = 900.0,
+        poll_interval: float = 15.0,
+        breaker_max_failure_ratio: float | str | None = None,
+        breaker_min_finished: int = 20,
+        pause_on_trip: bool | str = False,
+        pause_on_kill: bool | str = False,
         max_runs_in_result: int = DEFAULT_MAX_RUNS_IN_RESULT,
         qstash_conn_id: str = DEFAULT_CONN_NAME,
         **kwargs: Any,
@@ -144,16 +210,48 @@ class ResumeDLQOperator(BaseOperator):
         # ``dry_run`` is a BaseOperator method; the flag lives beside it.
         self.is_dry_run = dry_run
         self.report_path = report_path
+        self.select = select if select is not None else {}
+        self.audit_label = audit_label
+        self.label_mode = label_mode
+        self.restart_incompatible = restart_incompatible
+        self.max_restarts = max_restarts
+        self.requests_per_second = requests_per_second
+        self.retention = retention
+        self.retention_horizon = retention_horizon
+        self.canary = canary
+        self.canary_min_success_ratio = canary_min_success_ratio
+        self.canary_timeout = canary_timeout
+        self.poll_interval = poll_interval
+        self.breaker_max_failure_ratio = breaker_max_failure_ratio
+        self.breaker_min_finished = breaker_min_finished
+        self.pause_on_trip = pause_on_trip
+        self.pause_on_kill = pause_on_kill
         self.max_runs_in_result = max_runs_in_result
         self.qstash_conn_id = qstash_conn_id
         self._stop = threading.Event()
+        self._redrive: Redrive | None = None
 
-    def build_plan(self) -> RedrivePlan:
+    def build_plan(self, context: Context | None = None) -> RedrivePlan:
         """Validate the rendered arguments: every bad value fails here, before any request."""
         try:
+            safety = SafetyPolicy.build(
+                canary=self.canary,
+                canary_min_success_ratio=self.canary_min_success_ratio,
+                canary_timeout=self.canary_timeout,
+                poll_interval=self.poll_interval,
+                breaker_max_failure_ratio=self.breaker_max_failure_ratio,
+                breaker_min_finished=self.breaker_min_finished,
+                pause_on_trip=as_bool("pause_on_trip", self.pause_on_trip),
+            )
+            overrides = dict(_mapping("overrides", self.overrides))
+            needs_key = safety.pause_on_trip or as_bool("pause_on_kill", self.pause_on_kill)
+            if not overrides.get("flow_control_key") and (
+                needs_key or overrides.get("flow_control")
+            ):
+                overrides["flow_control_key"] = self._default_key(context)
             plan = RedrivePlan(
                 filters=DLQFilters.coerce(_mapping("filters", self.filters)),
-                overrides=Overrides.coerce(_mapping("overrides", self.overrides)),
+                overrides=Overrides.coerce(overrides),
                 action=self.action,
                 cursor=self.cursor or None,
                 count=check_count(self.count, "count"),
@@ -162,6 +260,16 @@ class ResumeDLQOperator(BaseOperator):
                 else check_count(self.max_resumes, "max_resumes"),
                 dry_run=as_bool("dry_run", self.is_dry_run),
                 resume_all=as_bool("resume_all", self.resume_all),
+                selection=ErrorSelection.coerce(_mapping("select", self.select)),
+                audit_label=self._audit_label(context),
+                label_mode=self.label_mode,
+                restart_incompatible=as_bool("restart_incompatible", self.restart_incompatible),
+                max_restarts=check_count(self.max_restarts, "max_restarts"),
+                requests_per_second=_positive_or_none(
+                    "requests_per_second", self.requests_per_second
+                ),
+                retention=self._retention(context),
+                safety=safety,
             )
             plan.check()
         except ValidationError as exc:
@@ -169,8 +277,39 @@ class ResumeDLQOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from exc
         return plan
 
+    def _default_key(self, context: Context | None) -> str:
+        if context is None:
+            return "airflow-redrive"
+        return str(self.render_template(DEFAULT_FLOW_CONTROL_KEY, context))
+
+    def _audit_label(self, context: Context | None) -> str | None:
+        value = self.audit_label
+        if value in (None, False, "", "False", "None"):
+            return None
+        if value is True or value == "True":
+            dag_run = context.get("dag_run") if context else None
+            run_id = getattr(dag_run, "run_id", None) or (context or {}).get("run_id", "run")
+            label = DEFAULT_AUDIT_LABEL.format(dag_id=self.dag_id, run_id=run_id)
+            return "".join(c if LABEL_PATTERN.fullmatch(c) else "-" for c in label)
+        if not isinstance(value, str):
+            raise ValidationError("audit_label", value, "a label, True, or None")
+        return value
+
+    def _retention(self, context: Context | None) -> Retention | None:
+        configured = self.retention
+        if configured in (None, "", "None"):
+            configured = self.hook.settings.retention
+        if configured in (None, ""):
+            return None
+        horizon = self.retention_horizon
+        if horizon is None and context is not None:
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+            if start is not None and end is not None and end > start:
+                horizon = end - start
+        return Retention.build(configured, _duration_ms("retention_horizon", horizon))
+
     def execute(self, context: Context) -> dict[str, Any]:
-        plan = self.build_plan()
+        plan = self.build_plan(context)
         checkpoint = checkpoint_for(context)
         continuing = checkpoint.load() is not None
         hook = self.hook
@@ -184,8 +323,16 @@ class ResumeDLQOperator(BaseOperator):
                     should_stop=self._stop.is_set,
                     max_runs_in_result=self.max_runs_in_result,
                     describe_time=_describe_ms,
+                    metrics=self._metrics(),
                 )
+                self._redrive = redrive
+                self.log.info("Recovery policies: %s", plan.describe())
                 report = redrive.run()
+                if self._stop.is_set() and as_bool("pause_on_kill", self.pause_on_kill):
+                    key = plan.overrides.flow_control_key
+                    if key:
+                        redrive.pause(key, "on_kill")
+                        sink.flush()
         finally:
             hook.close()
         report.report_path = str(self.report_path) if self.report_path else None
@@ -198,8 +345,22 @@ class ResumeDLQOperator(BaseOperator):
         return WorkflowDLQHook(self.qstash_conn_id)
 
     def on_kill(self) -> None:
-        """Stop between pages; the checkpoint and the report keep what was done."""
+        """Stop between pages (or out of a canary wait); the walk then flushes its report and
+        checkpoint, and pauses the redrive's flow-control key if ``pause_on_kill``."""
         self._stop.set()
+
+    def _metrics(self) -> Any:
+        """Airflow ``Stats`` counters ``wfdlq.redrive.<count>``, tagged with the task."""
+        try:
+            from airflow.sdk.observability.stats import Stats
+        except ImportError:  # Airflow 3.1
+            from airflow.stats import Stats  # type: ignore[no-redef]
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id}
+
+        def count(name: str, n: int) -> None:
+            Stats.incr(f"{METRIC_PREFIX}.{name}", n, tags=tags)
+
+        return count
 
     @contextlib.contextmanager
     def _report_sink(self, continuing: bool) -> Iterator[ReportSink]:
@@ -236,6 +397,29 @@ def _mapping(field: str, value: Any) -> Mapping[str, Any]:
         "a mapping of names to values (with a single-template string, set "
         "render_template_as_native_obj=True on the DAG)",
     )
+
+
+def _positive_or_none(field: str, value: Any) -> float | None:
+    if value in (None, "", "None"):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if isinstance(value, bool) or number <= 0:
+        raise ValidationError(field, value, "a number > 0, or None")
+    return number
+
+
+def _duration_ms(field: str, value: Any) -> int:
+    """A horizon: a timedelta, seconds, or None for one day."""
+    if value is None:
+        return 86_400_000
+    if hasattr(value, "total_seconds"):
+        return int(value.total_seconds() * 1000)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return round(value * 1000)
+    raise ValidationError(field, value, "a timedelta or a number of seconds >= 0")
 
 
 def _describe_ms(ms: int | None) -> str:
