@@ -420,6 +420,18 @@ class World:
                     seeded.message.pop(name, None)
                 else:
                     seeded.message[name] = copy.deepcopy(value)
+            status = fields.get("responseStatus")
+            if status in RESPONSES and "responseHeader" not in fields:
+                # Keep the recorded response consistent with the status asked for (a 500
+                # must not carry the 489's Upstash-NonRetryable-Error header).
+                _, content_type, body, extra_headers = RESPONSES[status]
+                seeded.message["responseHeader"] = {
+                    "Content-Type": [content_type],
+                    **{name: [value] for name, value in extra_headers.items()},
+                }
+                if "responseBody" not in fields and "responseBodyBase64" not in fields:
+                    seeded.message.pop("responseBodyBase64", None)
+                    seeded.message["responseBody"] = body
             if "labels" in fields and "label" not in fields:
                 labels = seeded.message.get("labels") or []
                 if labels:
