@@ -150,7 +150,7 @@ def test_bad_selection_is_refused_naming_the_field(raw: dict[str, Any], field: s
 
 def test_non_retryable_header_alone_counts() -> None:
     message = DLQMessage(
-        dlq_id="1-0", response_status=500, response_header={"Upstash-NonRetryable-Error": ["true"]}
+        dlq_id="1-0", response_status=500, response_header={"Upstash-NonRetryable-Error": ("true",)}
     )
     assert ErrorSelection().skip_reason(message) == "non_retryable"
 
