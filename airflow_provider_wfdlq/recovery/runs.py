@@ -126,6 +126,9 @@ def _ref(run_id: Any, created_at: Any, resumed_from: Any, field_: str) -> RunRef
 
 
 def _collect(value: Any, field_: str, into: _Collected) -> None:
+    if type(value).__name__.endswith("Undefined"):  # Jinja's, without importing Jinja
+        problem = "is undefined: the upstream result is missing (did that task run first?)"
+        raise ValidationError(field_, type(value).__name__, _RUNS_ACCEPTED, problem)
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in "[{(":

@@ -42,7 +42,7 @@ with DAG(
     )
     # The operator's result as it is: an XComArg, and a rendered template.
     follow_poke = sensor("follow_poke", runs=resume.output)
-    sensor(
+    resume >> sensor(
         "follow_reschedule",
         runs="{{ ti.xcom_pull(task_ids='resume')['runs'] }}",
         mode="reschedule",

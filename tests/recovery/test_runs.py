@@ -127,6 +127,13 @@ def test_bad_runs_are_refused_naming_field_value_and_what_is_accepted(
     assert "; expected " in str(caught.value)  # and says what is accepted
 
 
+def test_an_undefined_template_value_says_the_upstream_result_is_missing() -> None:
+    jinja2 = pytest.importorskip("jinja2")
+    for undefined in (jinja2.Undefined(name="runs"), jinja2.StrictUndefined(name="runs")):
+        with pytest.raises(ValidationError, match="upstream result is missing"):
+            RunWatch.build(runs=undefined)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
