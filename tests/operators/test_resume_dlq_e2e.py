@@ -185,6 +185,7 @@ def test_nightly_dag_resumes_last_nights_failures_exactly_once(
     in_window = retryable(window_entries)
     assert in_window, "the seeded DLQ should hold failures from last night"
     server.control.advance_time(60)  # callbacks still running finish, so the sensor passes
+    server.control.set_config(run_seconds=0, success_ratio=1.0)  # every resumed run recovers
 
     outcome = run_dag(
         load_dag("nightly_dlq_recovery"),
@@ -200,6 +201,18 @@ def test_nightly_dag_resumes_last_nights_failures_exactly_once(
     assert all(a["overrides"].get("Upstash-Retries") == "3" for a in server.control.actions())
     report = tmp_path / "nightly_dlq_recovery" / f"{start.to_date_string()}.jsonl"
     assert len(report.read_text().splitlines()) == len(window_entries)  # skipped ones too
+    # The morning report: every resumed run followed to RUN_SUCCESS, in the log and a file.
+    assert outcome.xcom["follow"]["recovered"] == len(resumed)
+    morning = outcome.xcom["morning_report"]
+    assert (morning["found"], morning["resumed"]) == (len(window_entries), len(resumed))
+    assert (morning["recovered"], morning["failed_again"], morning["still_running"]) == (
+        len(resumed),
+        0,
+        0,
+    )
+    assert sum(morning["skipped"].values()) == len(window_entries) - len(resumed)
+    summary = json.loads(report.with_name(f"{start.to_date_string()}.summary.json").read_text())
+    assert summary["lines"] == morning["lines"]
 
 
 def test_two_thousand_entries_under_faults_are_each_resumed_once_through_airflow(
