@@ -22,7 +22,7 @@ the workflow dead-letter queue and resumes them from the step that failed.
      entry twice;
    - a JSON-lines report per night under `params.report_dir`, one line per entry.
 4. **follow** follows the resumed runs to their outcome (`WorkflowRunSensor`, deferrable):
-   one run-logs request per 100 runs still running, every 5 minutes, for up to 4 hours.
+   one run-logs request per 100 runs still running, every minute, for up to 4 hours.
    It fails the night when fewer than half of the runs recover (`min_success_ratio=0.5`:
    something systematic is wrong, a human should look); runs still running after 4 hours
    are reported, not failed (`on_timeout="report"`): the flow control paces big nights.
@@ -98,7 +98,7 @@ with DAG(
         min_success_ratio=0.5,
         on_timeout="report",
         deferrable=True,
-        poke_interval=5 * 60,
+        poke_interval=60,
         timeout=4 * 60 * 60,
     )
 
