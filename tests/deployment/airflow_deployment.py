@@ -176,3 +176,9 @@ class PhaseTimer:
         took = time.monotonic() - started
         self.phases[name] = self.phases.get(name, 0.0) + took
         return took
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    """Files under ``root`` (logs, task logs, configuration) that contain ``secret``."""
+    needle = secret.encode()
+    return [path for path in root.rglob("*") if path.is_file() and needle in path.read_bytes()]

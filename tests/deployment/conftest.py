@@ -10,6 +10,7 @@ of the deployment is still alive. The time of each phase is printed in pytest's 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 import uuid
@@ -102,6 +103,8 @@ def deployment(
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         pytest.skip(f"PostgreSQL for the metadata DB: {cannot_install}")
+    if importlib.util.find_spec("asyncpg") is None:
+        pytest.fail("asyncpg is not installed: Airflow on PostgreSQL needs it (async engine)")
     chromium_missing = None if CHROMIUM_PACKAGE.present() else f"{CHROMIUM}: {cannot_install}"
 
     work = tmp_path_factory.mktemp("deployment")

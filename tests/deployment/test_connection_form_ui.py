@@ -30,6 +30,7 @@ from airflow_provider_wfdlq.connection_form import (
     UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_wfdlq.devserver import DevServer
+from tests.deployment.airflow_deployment import files_containing
 from tests.deployment.conftest import Deployment, update_screenshots
 from tests.deployment.system_packages import CHROMIUM
 
@@ -231,3 +232,5 @@ def test_connection_form_in_the_ui(
         visible = page.inner_text("body")
         assert token not in visible
         assert wrong_token not in visible
+    for secret in (token, wrong_token):  # nor in the api-server's log, which ran both tests
+        assert not files_containing(deployment.work, secret)

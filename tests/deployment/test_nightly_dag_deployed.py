@@ -29,6 +29,7 @@ import pendulum
 import pytest
 
 from airflow_provider_wfdlq.devserver import DevServer
+from tests.deployment.airflow_deployment import files_containing
 from tests.deployment.conftest import CALLBACK_SECONDS, Deployment
 from tests.deployment.processes import wait_until
 
@@ -71,14 +72,6 @@ def seed_night(
     for created in (_ms(start) - 1, _ms(start) - 30 * hour, _ms(end) + 1):
         outside += seed(createdAt=created, failureCallbackInfo=in_progress, **failed)
     return [e["dlqId"] for e in inside], [e["dlqId"] for e in outside]
-
-
-def sensor_checked(devserver: DevServer) -> bool:
-    """The sensor's own check listed the in-progress callbacks (the preview does not)."""
-    return any(
-        ["failureFunctionState", "CALLBACK_INPROGRESS"] in request.get("query", [])
-        for request in devserver.control.requests()
-    )
 
 
 def task_instances(api: httpx.Client, run_id: str) -> dict[str, dict[str, Any]]:
@@ -142,7 +135,6 @@ def test_nightly_dag_run_in_a_real_deployment(
             return seen.get(SENSOR, [""])[-1] in states
 
         wait_until(f"{SENSOR} deferred", lambda: watch("deferred"), timeout=120, interval=0.2)
-        assert sensor_checked(devserver), "the sensor deferred without checking the callbacks"
         assert "triggerer" not in [p.name for p in deployment.processes.started]
         control.unfreeze_time()
         control.advance_time(CALLBACK_SECONDS + 1)  # every watched callback is final now
@@ -173,7 +165,6 @@ def test_nightly_dag_run_in_a_real_deployment(
     fired = first_index(sensor_log, "Trigger fired event")
     assert deferred < trigger_started < fired, sensor_log
     assert "'status': 'success'" in str(sensor_log[fired].get("result")), sensor_log[fired]
-    assert len([x for x in sensor_log if x.get("event") == "::group::Pre Execute"]) == 2
     sources = json.dumps(sensor_log[:5])
     assert ".log.trigger." in sources, "no log written by the triggerer: " + sources
 
@@ -189,3 +180,7 @@ def test_nightly_dag_run_in_a_real_deployment(
 
     report = report_dir / DAG_ID / f"{start.to_date_string()}.jsonl"
     assert len(report.read_text().splitlines()) == len(inside), report
+
+    # The token is in the deployment's environment, and in none of its logs.
+    assert not files_containing(deployment.work, devserver.token)
+    assert not files_containing(report_dir, devserver.token)
