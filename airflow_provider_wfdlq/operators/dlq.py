@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,6 +37,8 @@ DEFAULT_FLOW_CONTROL_KEY = "airflow-redrive-{{ dag.dag_id }}-{{ ds_nodash }}"
 #: What ``audit_label=True`` adds to every new run: Upstash's logs lead back to the DAG run.
 DEFAULT_AUDIT_LABEL = "airflow:{dag_id}:{run_id}"
 METRIC_PREFIX = "wfdlq.redrive"
+#: ``stopped`` values that fail the task: a safety policy stopped the redrive.
+TRIPPED = ("canary", "circuit_breaker")
 _warned_no_state_store = False
 
 
@@ -60,7 +63,8 @@ class TaskStateCheckpoint:
         return dict(value) if isinstance(value, Mapping) else None
 
     def save(self, state: dict[str, Any]) -> None:
-        self._store.set(self._key, state)
+        # The store takes strict JSON values (no tuples): normalise once here.
+        self._store.set(self._key, json.loads(json.dumps(state)))
 
     def clear(self) -> None:
         self._store.delete(self._key)
@@ -337,7 +341,13 @@ class ResumeDLQOperator(BaseOperator):
             hook.close()
         report.report_path = str(self.report_path) if self.report_path else None
         self.log.info("%s", report.summary())
-        return report.to_state()
+        result = report.to_state()
+        if report.stopped in TRIPPED:
+            # A tripped canary or breaker must page someone: fail (without retrying into the
+            # same bug), but keep the result for the morning report and the on-call.
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise AirflowFailException(_trip_message(report.stopped, result))
+        return result
 
     @cached_property
     def hook(self) -> WorkflowDLQHook:
@@ -396,6 +406,17 @@ def _mapping(field: str, value: Any) -> Mapping[str, Any]:
         value,
         "a mapping of names to values (with a single-template string, set "
         "render_template_as_native_obj=True on the DAG)",
+    )
+
+
+def _trip_message(why: str, result: Mapping[str, Any]) -> str:
+    safety = result.get("safety", {})
+    seen = safety.get("canary" if why == "canary" else "breaker", {})
+    paused = safety.get("paused")
+    where = f"; flow-control key {paused['key']!r} paused" if paused else ""
+    return (
+        f"The redrive stopped: the {why.replace('_', ' ')} tripped ({seen}){where}. "
+        f"Counts: {result.get('counts')}; go on from cursor {result.get('cursor')!r} once fixed."
     )
 
 

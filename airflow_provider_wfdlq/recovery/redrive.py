@@ -602,7 +602,7 @@ class Redrive:
                 # Recorded as skipped on this page already: a retry must not record them again.
                 "passed": list(passed),
                 "acted": self._acted,
-                "canary": {"done": self._canary_done, "runs": self._canary_runs},
+                "canary": {"done": self._canary_done, "runs": [list(r) for r in self._canary_runs]},
                 "report": self.report.to_state(),
             }
         )

@@ -1,0 +1,58 @@
+"""One DAG whose tasks each exercise a recovery policy through Airflow (``dag.test()``).
+
+Each task selects its own workflow URL, so one run covers them all: the default skip of
+489s, a canary over a workflow whose resumed runs all fail (and the pause of its key),
+the audit label appended to each run's labels, and the restart fallback off and on.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+
+BASE = "https://policies.example.com/api/"
+URLS = {
+    name: BASE + name
+    for name in ("mixed-489", "broken", "labelled", "incompatible-off", "incompatible-on")
+}
+WINDOW = {"from_date": "2020-01-01T00:00:00Z"}
+CANARY_KEY = "airflow-canary-{{ ds_nodash }}"
+
+with DAG(
+    dag_id="wfdlq_policies",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+) as dag:
+    ResumeDLQOperator(
+        task_id="skips_489_by_default",
+        filters={**WINDOW, "workflow_url": URLS["mixed-489"]},
+    )
+    ResumeDLQOperator(
+        task_id="canary_trips",
+        filters={**WINDOW, "workflow_url": URLS["broken"]},
+        overrides={"flow_control_key": CANARY_KEY, "flow_control": "parallelism=2"},
+        canary=3,
+        canary_min_success_ratio=0.9,
+        canary_timeout=60,
+        poll_interval=0.2,
+        pause_on_trip=True,
+        retries=2,  # a tripped canary fails at once anyway: retrying would feed the bug
+    )
+    ResumeDLQOperator(
+        task_id="labels_appended",
+        filters={**WINDOW, "workflow_url": URLS["labelled"]},
+        overrides={"label": "redrive"},
+        audit_label=True,
+    )
+    ResumeDLQOperator(
+        task_id="restart_fallback_off",
+        filters={**WINDOW, "workflow_url": URLS["incompatible-off"]},
+    )
+    ResumeDLQOperator(
+        task_id="restart_fallback_on",
+        filters={**WINDOW, "workflow_url": URLS["incompatible-on"]},
+        restart_incompatible=True,
+    )

@@ -1,0 +1,164 @@
+"""Recovery policies through Airflow: one ``dag.test()`` run of ``wfdlq_policies``, and a
+task killed mid-walk."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+
+from airflow_provider_wfdlq.client import WorkflowDLQClient
+from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+from tests.airflow.dagrun import run_dag
+from tests.dags.wfdlq_policy_dags import URLS
+from tests.operators.test_resume_dlq_e2e import load_dag
+
+pytestmark = pytest.mark.airflow
+LOGICAL_DATE = pendulum.datetime(2026, 11, 25, tz="UTC")
+
+
+def _ids(entries: list[dict[str, Any]]) -> set[str]:
+    return {e["dlqId"] for e in entries}
+
+
+def test_each_policy_through_airflow(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    server = wfdlq_devserver
+    server.control.reset(
+        entries=0,
+        config={
+            "run_seconds": 0.3,
+            "success_ratio": 1.0,
+            "success_ratio_by_url": {URLS["broken"]: 0.0},
+        },
+    )
+    seed = server.control.seed_entries
+    retryable = _ids(seed(count=4, workflowUrl=URLS["mixed-489"], responseStatus=503))
+    do_not_retry = _ids(seed(count=3, workflowUrl=URLS["mixed-489"], responseStatus=489))
+    broken = _ids(seed(count=10, workflowUrl=URLS["broken"], responseStatus=500))
+    labelled = _ids(
+        seed(count=2, workflowUrl=URLS["labelled"], responseStatus=500, labels=["tenant-acme"])
+    )
+    stuck_off = _ids(
+        seed(
+            count=2, workflowUrl=URLS["incompatible-off"], responseStatus=500, incompatibleStep=True
+        )
+    )
+    stuck_on = _ids(
+        seed(
+            count=2, workflowUrl=URLS["incompatible-on"], responseStatus=500, incompatibleStep=True
+        )
+    )
+
+    outcome = run_dag(load_dag("wfdlq_policies"), logical_date=LOGICAL_DATE)
+
+    actions = server.control.actions()
+    resumed = {a["dlqId"] for a in actions if a["action"] == "resume"}
+    restarted = {a["dlqId"] for a in actions if a["action"] == "restart"}
+    states, xcom = outcome.task_states, outcome.xcom
+
+    # 489s are skipped by default; the others are resumed.
+    assert states["skips_489_by_default"] == "success"
+    assert retryable <= resumed
+    assert not do_not_retry & resumed
+    assert xcom["skips_489_by_default"]["counts"]["skipped_non_retryable"] == 3
+
+    # The canary over a workflow whose resumed runs all fail: stops after 3, pauses the
+    # key, fails the task without retrying, and still hands over its result.
+    key = f"airflow-canary-{LOGICAL_DATE.format('YYYYMMDD')}"
+    assert states["canary_trips"] == "failed"
+    assert outcome.tries["canary_trips"] == 1
+    assert len(broken & resumed) == 3
+    canary = xcom["canary_trips"]
+    assert canary["stopped"] == "canary"
+    assert canary["safety"]["canary"]["succeeded"] == 0
+    assert canary["safety"]["paused"] == {"key": key, "by": "canary"}
+    with WorkflowDLQClient(server.token, server.url) as client:
+        assert client.flow_control_state(key).is_paused is True
+
+    # The audit label is appended to each run's own labels.
+    assert states["labels_appended"] == "success"
+    new_runs = [r for r in server.control.runs() if r.get("resumedFromDlqId") in labelled]
+    run_id = xcom["labels_appended"]["policies"]["labels"]
+    assert len(new_runs) == 2
+    for run in new_runs:
+        assert run["labels"][:2] == ["tenant-acme", "redrive"]
+        assert run["labels"][2].startswith("airflow:wfdlq_policies:manual__")
+    assert "append" in run_id
+
+    # Restart fallback: only when enabled.
+    assert states["restart_fallback_off"] == "success"
+    assert xcom["restart_fallback_off"]["counts"] == {"skipped_incompatible": 2}
+    assert not stuck_off & (resumed | restarted)
+    assert states["restart_fallback_on"] == "success"
+    assert restarted == stuck_on
+    assert xcom["restart_fallback_on"]["counts"] == {"restarted_incompatible": 2}
+
+
+class _Store:
+    """The task_state_store's interface over a dict (the operator is run by hand here)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+def test_killing_the_task_mid_walk_leaves_a_complete_report(
+    wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
+) -> None:
+    """``on_kill`` from another thread, as Airflow's SIGTERM handler calls it: the walk stops
+    between pages, the report names exactly what was resumed, and the key is paused."""
+    server = wfdlq_devserver
+    server.control.reset(entries=0)
+    server.control.seed_entries(count=400, responseStatus=500)
+    server.control.add_fault("latency", path_prefix="/v2/workflows/dlq/resume", latency_ms=40)
+    report = tmp_path / "report.jsonl"
+    operator = ResumeDLQOperator(
+        task_id="killed",
+        filters={"from_date": "2020-01-01T00:00:00Z"},
+        overrides={"flow_control_key": "airflow-redrive-killed"},
+        count=10,
+        report_path=f"file://{report}",
+        pause_on_kill=True,
+    )
+
+    def kill_after_some_work() -> None:
+        deadline = time.monotonic() + 30
+        while len(server.control.actions()) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        operator.on_kill()
+
+    killer = threading.Thread(target=kill_after_some_work)
+    killer.start()
+    context: Any = {"task_state_store": _Store()}
+    result = operator.execute(context)
+    killer.join()
+
+    done = {a["dlqId"] for a in server.control.actions() if a["action"] == "resume"}
+    assert result["stopped"] == "stopped"
+    assert 30 <= len(done) < 400
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert {x["dlq_id"] for x in lines if x["event"] == "resumed"} == done
+    assert result["counts"]["resumed"] == len(done)
+    assert result["cursor"]
+    assert lines[-1] == {
+        "event": "paused",
+        "flow_control_key": "airflow-redrive-killed",
+        "by": "on_kill",
+    }
+    with WorkflowDLQClient(server.token, server.url) as client:
+        assert client.flow_control_state("airflow-redrive-killed").is_paused is True
