@@ -2,7 +2,8 @@
 
 Each task selects its own workflow URL, so one run covers them all: the default skip of
 489s, a canary over a workflow whose resumed runs all fail (and the pause of its key),
-the audit label appended to each run's labels, and the restart fallback off and on.
+the audit label appended to each run's labels, the restart fallback off and on, the
+circuit breaker, retention awareness and client-side pacing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
 BASE = "https://policies.example.com/api/"
 URLS = {
     name: BASE + name
-    for name in ("mixed-489", "broken", "labelled", "incompatible-off", "incompatible-on")
+    for name in (
+        "mixed-489",
+        "broken",
+        "labelled",
+        "incompatible-off",
+        "incompatible-on",
+        "flaky",
+        "ageing",
+        "paced",
+    )
 }
 WINDOW = {"from_date": "2020-01-01T00:00:00Z"}
 CANARY_KEY = "airflow-canary-{{ ds_nodash }}"
@@ -55,4 +65,24 @@ with DAG(
         task_id="restart_fallback_on",
         filters={**WINDOW, "workflow_url": URLS["incompatible-on"]},
         restart_incompatible=True,
+    )
+    ResumeDLQOperator(
+        task_id="breaker_trips",
+        filters={**WINDOW, "workflow_url": URLS["flaky"]},
+        count=2,
+        requests_per_second=10,  # pages slower than the runs, so some finish mid-walk
+        breaker_max_failure_ratio=0.5,
+        breaker_min_finished=3,
+        pause_on_trip=True,  # no key in the overrides: the default key per DAG run
+    )
+    ResumeDLQOperator(
+        task_id="retention_reported",
+        filters={**WINDOW, "workflow_url": URLS["ageing"]},
+        retention="3d",
+    )
+    ResumeDLQOperator(
+        task_id="paced",
+        filters={**WINDOW, "workflow_url": URLS["paced"]},
+        count=2,
+        requests_per_second=20,
     )

@@ -3,6 +3,7 @@ task killed mid-walk."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -35,7 +36,7 @@ def test_each_policy_through_airflow(
         config={
             "run_seconds": 0.3,
             "success_ratio": 1.0,
-            "success_ratio_by_url": {URLS["broken"]: 0.0},
+            "success_ratio_by_url": {URLS["broken"]: 0.0, URLS["flaky"]: 0.0},
         },
     )
     seed = server.control.seed_entries
@@ -45,16 +46,15 @@ def test_each_policy_through_airflow(
     labelled = _ids(
         seed(count=2, workflowUrl=URLS["labelled"], responseStatus=500, labels=["tenant-acme"])
     )
-    stuck_off = _ids(
-        seed(
-            count=2, workflowUrl=URLS["incompatible-off"], responseStatus=500, incompatibleStep=True
-        )
-    )
-    stuck_on = _ids(
-        seed(
-            count=2, workflowUrl=URLS["incompatible-on"], responseStatus=500, incompatibleStep=True
-        )
-    )
+    stuck = {"responseStatus": 500, "incompatibleStep": True}
+    stuck_off = _ids(seed(count=2, workflowUrl=URLS["incompatible-off"], **stuck))
+    stuck_on = _ids(seed(count=2, workflowUrl=URLS["incompatible-on"], **stuck))
+    flaky = _ids(seed(count=20, workflowUrl=URLS["flaky"], responseStatus=500))
+    day = 86_400_000
+    now = server.control.now_ms()
+    ageing = seed(count=2, workflowUrl=URLS["ageing"], responseStatus=489, createdAt=now - 3 * day)
+    seed(count=1, workflowUrl=URLS["ageing"], responseStatus=489, createdAt=now - day)
+    paced = _ids(seed(count=6, workflowUrl=URLS["paced"], responseStatus=500))
 
     outcome = run_dag(load_dag("wfdlq_policies"), logical_date=LOGICAL_DATE)
 
@@ -99,6 +99,30 @@ def test_each_policy_through_airflow(
     assert states["restart_fallback_on"] == "success"
     assert restarted == stuck_on
     assert xcom["restart_fallback_on"]["counts"] == {"restarted_incompatible": 2}
+
+    # The breaker trips once enough resumed runs failed again, and pauses the default key.
+    assert states["breaker_trips"] == "failed"
+    breaker = xcom["breaker_trips"]
+    assert breaker["stopped"] == "circuit_breaker"
+    assert 0 < len(flaky & resumed) < len(flaky)
+    default_key = f"airflow-redrive-wfdlq_policies-{LOGICAL_DATE.format('YYYYMMDD')}"
+    assert breaker["safety"]["paused"] == {"key": default_key, "by": "circuit_breaker"}
+
+    # Retention: the 489s left behind that expire before the next run are named.
+    expiring = xcom["retention_reported"]["expiring"]
+    assert {item["dlq_id"] for item in expiring} == _ids(ageing)
+    assert xcom["retention_reported"]["counts"]["expiring_before_next_run"] == 2
+
+    # Pacing: every entry resumed, the calls spaced at least 1/20 s apart.
+    assert paced <= resumed
+    calls = sorted(
+        r["at"]
+        for r in server.control.requests()
+        if ("workflowUrl", URLS["paced"]) in [tuple(p) for p in r["query"]]
+        or any(k == "dlqIds" and v in paced for k, v in r["query"])
+    )
+    assert len(calls) >= 6  # 3 pages of 2, each listed then resumed
+    assert min(b - a for a, b in itertools.pairwise(calls)) >= 45  # ms, 20 rps
 
 
 class _Store:
