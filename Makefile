@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # (and the few packages those pins need newer versions of) come from later.
 LOWEST_AIRFLOW := 3.1.0
 LOWEST_AIRFLOW_DATE := 2025-09-26T00:00:00Z
-LOWEST_NEWER := pytest pytest-asyncio ruff mypy playwright psycopg2-binary build twine \
+LOWEST_NEWER := pytest pytest-asyncio ruff mypy playwright psycopg2-binary asyncpg build twine \
 	packaging pathspec librt ast-serialize rich
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
