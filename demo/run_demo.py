@@ -151,6 +151,23 @@ def main() -> int:
     for name, n in sorted(counts.items()):
         if name != "resumed":
             say(f"  {n} {name.replace('_', ' ')}")
+    safety = resume.get("safety", {})
+    if "canary" in safety:
+        canary = safety["canary"]
+        say(
+            f"  canary: {canary['succeeded']} of {canary['size']} resumed runs recovered "
+            f"({canary['success_ratio']:.0%}, {canary['required']:.0%} needed): "
+            + ("passed, the rest followed" if canary["passed"] else "FAILED, the walk stopped")
+        )
+    if "breaker" in safety:
+        breaker = safety["breaker"]
+        say(
+            f"  circuit breaker: {breaker['failed_again']} of {breaker['finished']} finished "
+            "runs failed again while the walk went on (trips above 50%)"
+        )
+    policies = resume.get("policies", {})
+    if policies:
+        say(f"  labels: {policies.get('labels')}; selection: {policies.get('selection')}")
     for run in resume.get("runs", [])[:5]:
         say(f"    {run['dlq_id']} -> {run['workflow_run_id']}")
     if len(resume.get("runs", [])) > 5:

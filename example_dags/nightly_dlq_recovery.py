@@ -20,6 +20,14 @@ the workflow dead-letter queue and resumes them from the step that failed.
      the result names the cursor to go on from;
    - task `retries: 2`: a retried task goes on from its checkpoint and never resumes an
      entry twice;
+   - safe-recovery policies: entries that answered 489 ("do not retry") are skipped; a
+     **canary** of 20 runs is resumed first and must reach 75% success within 30 minutes;
+     a **circuit breaker** stops the walk when more than half of the finished runs failed
+     again; a trip (or killing the task) **pauses** the night's flow-control key and fails
+     the task without retrying; each new run gets the label `airflow:<dag_id>:<run_id>`
+     appended to its own labels; API calls are paced at 10 per second; with the
+     connection's `retention` extra, entries left behind that would expire before the
+     next night are named in the result;
    - a JSON-lines report per night under `params.report_dir`, one line per entry.
 4. **follow** follows the resumed runs to their outcome (`WorkflowRunSensor`, deferrable):
    one run-logs request per 100 runs still running, every minute, for up to 4 hours.
@@ -78,6 +86,22 @@ with DAG(
             "flow_control_key": "airflow-redrive-{{ data_interval_start | ds }}",
             "flow_control": "parallelism=5, rate=20, period=1m",
         },
+        # Safe recovery (README "Safe recovery"): 489 "do not retry" entries are skipped by
+        # default; a canary of 20 must mostly recover before the rest goes; the breaker
+        # stops the walk if half of what finished failed again; either one, or killing the
+        # task, pauses the night's flow-control key; every new run is labelled with this
+        # DAG run; API calls are paced; the connection's `retention` extra names what would
+        # expire before tomorrow.
+        canary=20,
+        canary_min_success_ratio=0.75,
+        canary_timeout=30 * 60,
+        poll_interval=10,
+        breaker_max_failure_ratio=0.5,
+        breaker_min_finished=50,
+        pause_on_trip=True,
+        pause_on_kill=True,
+        audit_label=True,
+        requests_per_second=10,
         max_resumes=5000,
         report_path=REPORT,
         retries=2,
