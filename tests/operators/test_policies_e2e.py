@@ -186,3 +186,31 @@ def test_killing_the_task_mid_walk_leaves_a_complete_report(
     }
     with WorkflowDLQClient(server.token, server.url) as client:
         assert client.flow_control_state("airflow-redrive-killed").is_paused is True
+
+
+def test_counts_go_to_airflow_stats(
+    wfdlq_devserver: Any, wfdlq_connection: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:  # Airflow 3.1
+        from airflow.stats import Stats  # type: ignore[no-redef]
+
+    server = wfdlq_devserver
+    server.control.reset(entries=0)
+    server.control.seed_entries(count=3, responseStatus=500)
+    server.control.seed_entries(count=2, responseStatus=489)
+    seen: list[tuple[str, int, dict[str, str]]] = []
+    monkeypatch.setattr(
+        Stats, "incr", lambda name, count=1, tags=None, **_: seen.append((name, count, tags))
+    )
+    operator = ResumeDLQOperator(task_id="metered", filters={"from_date": "2020-01-01"})
+
+    context: Any = {"task_state_store": _Store()}
+    operator.execute(context)
+
+    totals: dict[str, int] = {}
+    for name, count, tags in seen:
+        totals[name] = totals.get(name, 0) + count
+        assert tags == {"dag_id": operator.dag_id, "task_id": "metered"}
+    assert totals == {"wfdlq.redrive.resumed": 3, "wfdlq.redrive.skipped_non_retryable": 2}
