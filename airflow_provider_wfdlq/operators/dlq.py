@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_wfdlq._compat import AirflowException, AirflowFailException, Stats
 from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_count
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
@@ -347,6 +347,14 @@ class ResumeDLQOperator(BaseOperator):
             # same bug), but keep the result for the morning report and the on-call.
             context["ti"].xcom_push(key="return_value", value=result)
             raise AirflowFailException(_trip_message(report.stopped, result))
+        if report.stopped == "stopped":
+            # Killed (Airflow's SIGTERM handler called on_kill and lets execute go on): a
+            # killed task must not end as a success. A retry goes on from the checkpoint.
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise AirflowException(
+                f"Killed: the redrive stopped between pages after {result['counts']}; "
+                f"the report and the checkpoint hold exactly what was done."
+            )
         return result
 
     @cached_property
@@ -361,10 +369,6 @@ class ResumeDLQOperator(BaseOperator):
 
     def _metrics(self) -> Any:
         """Airflow ``Stats`` counters ``wfdlq.redrive.<count>``, tagged with the task."""
-        try:
-            from airflow.sdk.observability.stats import Stats
-        except ImportError:  # Airflow 3.1
-            from airflow.stats import Stats  # type: ignore[no-redef]
         tags = {"dag_id": self.dag_id, "task_id": self.task_id}
 
         def count(name: str, n: int) -> None:

@@ -8,11 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # pragma: no cover - Airflow 3.1 (task SDK 1.1) keeps it in core only
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef,attr-defined]
-
+from airflow_provider_wfdlq._compat import AirflowFailException
 from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.operators.dlq import as_bool
 from airflow_provider_wfdlq.recovery.morning import (

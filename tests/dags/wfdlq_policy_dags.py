@@ -86,3 +86,18 @@ with DAG(
         count=2,
         requests_per_second=20,
     )
+
+with DAG(
+    dag_id="wfdlq_killed_mid_walk",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+) as killed_dag:
+    ResumeDLQOperator(
+        task_id="killed",
+        filters=WINDOW,
+        overrides={"flow_control_key": "airflow-redrive-killed"},
+        count=10,
+        report_path="{{ dag_run.conf['report_path'] }}",
+        pause_on_kill=True,
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -142,59 +144,53 @@ class _Store:
 
 
 def test_killing_the_task_mid_walk_leaves_a_complete_report(
-    wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
 ) -> None:
-    """``on_kill`` from another thread, as Airflow's SIGTERM handler calls it: the walk stops
-    between pages, the report names exactly what was resumed, and the key is paused."""
+    """SIGTERM mid-walk, as a worker gets when the task is killed: Airflow's handler calls
+    ``on_kill``; the walk stops between pages, the task fails, the report names exactly
+    what was resumed, and the key is paused."""
     server = wfdlq_devserver
     server.control.reset(entries=0)
     server.control.seed_entries(count=400, responseStatus=500)
     server.control.add_fault("latency", path_prefix="/v2/workflows/dlq/resume", latency_ms=40)
     report = tmp_path / "report.jsonl"
-    operator = ResumeDLQOperator(
-        task_id="killed",
-        filters={"from_date": "2020-01-01T00:00:00Z"},
-        overrides={"flow_control_key": "airflow-redrive-killed"},
-        count=10,
-        report_path=f"file://{report}",
-        pause_on_kill=True,
-    )
 
     def kill_after_some_work() -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(server.control.actions()) < 30 and time.monotonic() < deadline:
             time.sleep(0.02)
-        operator.on_kill()
+        os.kill(os.getpid(), signal.SIGTERM)  # the task runs in this process under dag.test
 
     killer = threading.Thread(target=kill_after_some_work)
+    previous = signal.getsignal(signal.SIGTERM)
     killer.start()
-    context: Any = {"task_state_store": _Store()}
-    result = operator.execute(context)
-    killer.join()
+    try:
+        outcome = run_dag(
+            load_dag("wfdlq_killed_mid_walk"), conf={"report_path": f"file://{report}"}
+        )
+    finally:
+        killer.join()
+        signal.signal(signal.SIGTERM, previous)
 
     done = {a["dlqId"] for a in server.control.actions() if a["action"] == "resume"}
+    assert outcome.task_states["killed"] == "failed"
+    result = outcome.xcom["killed"]
     assert result["stopped"] == "stopped"
     assert 30 <= len(done) < 400
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     assert {x["dlq_id"] for x in lines if x["event"] == "resumed"} == done
     assert result["counts"]["resumed"] == len(done)
     assert result["cursor"]
-    assert lines[-1] == {
-        "event": "paused",
-        "flow_control_key": "airflow-redrive-killed",
-        "by": "on_kill",
-    }
+    key = "airflow-redrive-killed"
+    assert lines[-1] == {"event": "paused", "flow_control_key": key, "by": "on_kill"}
     with WorkflowDLQClient(server.token, server.url) as client:
-        assert client.flow_control_state("airflow-redrive-killed").is_paused is True
+        assert client.flow_control_state(key).is_paused is True
 
 
 def test_counts_go_to_airflow_stats(
     wfdlq_devserver: Any, wfdlq_connection: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    try:
-        from airflow.sdk.observability.stats import Stats
-    except ImportError:  # Airflow 3.1
-        from airflow.stats import Stats  # type: ignore[no-redef]
+    from airflow_provider_wfdlq._compat import Stats
 
     server = wfdlq_devserver
     server.control.reset(entries=0)

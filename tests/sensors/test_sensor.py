@@ -7,14 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+
+from airflow_provider_wfdlq._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-
 from airflow_provider_wfdlq.client import AuthError
 from airflow_provider_wfdlq.devserver import DevServer
 from airflow_provider_wfdlq.sensors.dlq import DEFERRAL_GRACE_SECONDS, DLQFailureCallbackSensor
