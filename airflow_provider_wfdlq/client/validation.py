@@ -24,6 +24,7 @@ __all__ = [
     "LABEL_PATTERN",
     "FlowControl",
     "as_str_list",
+    "check_bool",
     "check_count",
     "check_dlq_id",
     "check_failure_function_states",
@@ -279,6 +280,15 @@ LABEL_PATTERN = re.compile(r"[A-Za-z0-9_.:\-/@]+")
 """Label charset: no commas (``Upstash-Label`` comma-joins), no spaces, URL/email-ish marks."""
 
 _NO_COMMA = re.compile(r"[^,\s][^,]*")
+
+
+def check_bool(value: Any, field: str) -> bool:
+    """A bool, or the text Jinja renders for one (``'True'``/``'False'``); nothing else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValidationError(field, value, "True or False")
 
 
 def as_str_list(value: Any, field: str) -> tuple[str, ...]:

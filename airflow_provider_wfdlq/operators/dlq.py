@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_wfdlq._compat import AirflowException, AirflowFailException, Stats
 from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError
-from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_count
+from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_bool, check_count
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
 from airflow_provider_wfdlq.recovery import JsonLinesSink, MemoryCheckpoint, Redrive, RedrivePlan
@@ -44,11 +44,7 @@ _warned_no_state_store = False
 
 def as_bool(field: str, value: Any) -> bool:
     """Booleans that survive Jinja: templates render ``True`` as the text ``'True'``."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValidationError(field, value, "True or False")
+    return check_bool(value, field)
 
 
 class TaskStateCheckpoint:

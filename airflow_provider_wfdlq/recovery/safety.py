@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from airflow_provider_wfdlq.client import Overrides, ValidationError, WorkflowDLQClient
-from airflow_provider_wfdlq.client.validation import check_count
+from airflow_provider_wfdlq.client.validation import check_bool, check_count
 
 FINAL_RUN_STATES: Final = frozenset({"RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"})
 #: Runs one run-logs call may name (``workflowRuns``); the breaker's sample per page.
@@ -69,9 +69,7 @@ class SafetyPolicy:
             raise ValidationError("safety", unknown[0], f"one of {', '.join(sorted(known))}")
         canary = raw.get("canary")
         breaker = raw.get("breaker_max_failure_ratio")
-        pause = raw.get("pause_on_trip", False)
-        if not isinstance(pause, bool):
-            pause = str(pause).strip().lower() == "true" if str(pause).strip() else False
+        pause = check_bool(raw.get("pause_on_trip", False), "pause_on_trip")
         return cls(
             canary=None if canary in (None, "", "None", 0) else check_count(canary, "canary"),
             canary_min_success_ratio=_ratio(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from airflow_provider_wfdlq.client import DLQMessage, ValidationError
-from airflow_provider_wfdlq.client.validation import as_str_list
+from airflow_provider_wfdlq.client.validation import as_str_list, check_bool
 
 NON_RETRYABLE_STATUS: Final = 489
 NON_RETRYABLE_HEADER: Final = "upstash-nonretryable-error"
@@ -81,14 +81,6 @@ def _regex(value: Any, field: str) -> re.Pattern[str] | None:
         raise ValidationError(field, value, "a valid Python regular expression", str(exc)) from exc
 
 
-def _bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValidationError(field, value, "True or False")
-
-
 def is_non_retryable(message: DLQMessage) -> bool:
     """The step answered 489 or sent ``Upstash-NonRetryable-Error: true``."""
     if message.response_status == NON_RETRYABLE_STATUS:
@@ -135,7 +127,7 @@ class ErrorSelection:
             body_regex=_regex(raw.get("body_regex"), "select.body_regex"),
             exclude_body_regex=_regex(raw.get("exclude_body_regex"), "select.exclude_body_regex"),
             step_urls=as_str_list(raw.get("step_urls") or (), "select.step_urls"),
-            include_non_retryable=_bool(
+            include_non_retryable=check_bool(
                 raw.get("include_non_retryable", False), "select.include_non_retryable"
             ),
         )
