@@ -76,6 +76,32 @@ def test_success_ratio_extremes(
     assert len(server.control.entries()) == (10 if state == "RUN_FAILED" else 0)
 
 
+def test_success_ratio_by_url_overrides_the_global_ratio(
+    server: DevServer, api: httpx.Client
+) -> None:
+    """A bug that is live in one workflow: its resumed runs fail, the others recover."""
+    broken = "https://broken.example.com/api/workflow"
+    server.control.reset(entries=0)
+    server.control.seed_entries(count=4, workflowUrl=broken, responseStatus=500)
+    server.control.seed_entries(count=4, responseStatus=500)
+    server.control.set_config(success_ratio=1.0, run_seconds=5, success_ratio_by_url={broken: 0})
+    started = resume_all(api)
+    server.control.advance_time(5)
+    runs = {r["workflowRunId"]: r for r in server.control.runs()}
+    by_url: dict[str, set[str]] = {}
+    for s in started:
+        run = runs[s["workflowRunId"]]
+        by_url.setdefault((run["workflowUrl"] == broken and "broken") or "other", set()).add(
+            run["workflowState"]
+        )
+    assert by_url == {"broken": {"RUN_FAILED"}, "other": {"RUN_SUCCESS"}}
+
+
+def test_bad_success_ratio_by_url_is_refused(server: DevServer) -> None:
+    with pytest.raises(Exception, match="success_ratio_by_url"):
+        server.control.set_config(success_ratio_by_url={"https://x.example.com": 2})
+
+
 def test_failed_resumed_run_with_failure_callback_reenters_in_progress_then_settles(
     server: DevServer, api: httpx.Client
 ) -> None:
