@@ -97,8 +97,8 @@ class DevServerControl:
         return result
 
     def set_config(self, **changes: Any) -> dict[str, Any]:
-        """page_cap, success_ratio, run_seconds, callback_seconds, callback_outcome,
-        rate_limit_rps, cursor_ttl_seconds."""
+        """page_cap, success_ratio, success_ratio_by_url ({workflow URL: ratio}),
+        run_seconds, callback_seconds, callback_outcome, rate_limit_rps, cursor_ttl_seconds."""
         result: dict[str, Any] = self._call("POST", "/config", changes)
         return result
 
