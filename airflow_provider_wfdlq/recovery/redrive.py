@@ -234,6 +234,7 @@ class Redrive:
                 cursor = None
                 continue
             fresh = [m for m in page.messages if m.dlq_id not in self._passed]
+            self._metric("matched", len(fresh))
             chosen = self._select(fresh)
             room = self._room()
             selected = chosen if room is None else chosen[:room]
@@ -266,6 +267,7 @@ class Redrive:
                     self._record(dlq_id, {}, "vanished", reason="not in the DLQ any more")
                 else:
                     messages.append(message)
+            self._metric("matched", len(messages))
             chosen = self._select(messages)
             room = self._room()
             selected = chosen if room is None else chosen[:room]
@@ -353,7 +355,9 @@ class Redrive:
                 self._breaker.follow(followed)
         if self._breaker is not None:
             self._pace()
+            failed_before = self._breaker.tally.failed
             self._breaker.poll()
+            self._metric("failed_again", self._breaker.tally.failed - failed_before)
             self.report.safety["breaker"] = self._breaker.state()
             if self._breaker.tripped():
                 self._trip("circuit_breaker", self._breaker.state())
@@ -378,6 +382,7 @@ class Redrive:
             should_stop=self.should_stop,
         )
         passed, seen = canary_verdict(outcome, self.plan.safety, size)
+        self._metric("failed_again", int(seen["counts"].get("RUN_FAILED", 0)))
         seen["passed"] = passed
         self.report.safety["canary"] = seen
         log.info("Canary %s: %s", "passed" if passed else "FAILED", seen)
@@ -532,7 +537,11 @@ class Redrive:
 
     def _count(self, key: str, n: int = 1) -> None:
         self.report.counts[key] += n
-        if self.metrics is not None:
+        self._metric(key, n)
+
+    def _metric(self, key: str, n: int) -> None:
+        """A metric only (``matched``, ``failed_again``): the report says these otherwise."""
+        if self.metrics is not None and n:
             self.metrics(key, n)
 
     def _record(

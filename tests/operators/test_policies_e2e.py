@@ -209,4 +209,8 @@ def test_counts_go_to_airflow_stats(
     for name, count, tags in seen:
         totals[name] = totals.get(name, 0) + count
         assert tags == {"dag_id": operator.dag_id, "task_id": "metered"}
-    assert totals == {"wfdlq.redrive.resumed": 3, "wfdlq.redrive.skipped_non_retryable": 2}
+    assert totals == {
+        "wfdlq.redrive.matched": 5,
+        "wfdlq.redrive.resumed": 3,
+        "wfdlq.redrive.skipped_non_retryable": 2,
+    }

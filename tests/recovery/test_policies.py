@@ -248,7 +248,8 @@ def test_every_count_is_also_a_metric(world: Any, client: WorkflowDLQClient) -> 
         seen[name] = seen.get(name, 0) + n
 
     report = Redrive(client, plan(), metrics=metric).run()
-    assert seen == dict(report.counts) == {"resumed": 3, "skipped_non_retryable": 1}
+    assert dict(report.counts) == {"resumed": 3, "skipped_non_retryable": 1}
+    assert seen == {**report.counts, "matched": 4}
 
 
 def test_entries_left_that_expire_before_the_next_run_are_reported(
@@ -350,9 +351,18 @@ def test_breaker_trips_when_too_many_resumed_runs_fail_again(
     safety = _fast(breaker_max_failure_ratio=0.5, breaker_min_finished=5, pause_on_trip=True)
     overrides = Overrides.build(flow_control_key="k1")
 
-    report = Redrive(client, plan(overrides=overrides, safety=safety, count=10)).run()
+    seen: dict[str, int] = {}
+
+    def metric(name: str, n: int) -> None:
+        seen[name] = seen.get(name, 0) + n
+
+    report = Redrive(
+        client, plan(overrides=overrides, safety=safety, count=10), metrics=metric
+    ).run()
 
     assert report.stopped == "circuit_breaker"
+    assert seen["failed_again"] == report.safety["breaker"]["failed_again"]
+    assert seen["tripped_circuit_breaker"] == 1
     assert report.counts["resumed"] == 10  # one page, then the breaker looked and tripped
     assert report.safety["breaker"]["failed_again"] >= 5
     assert report.safety["paused"]["by"] == "circuit_breaker"
