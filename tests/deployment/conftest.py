@@ -6,6 +6,11 @@ scheduler, dag-processor and api-server as separate processes (the triggerer is 
 the DAG test, see there), plus the local dev server in-process. Everything is stopped when
 the package's last test is done, also after failures, and the teardown fails if any process
 of the deployment is still alive. The time of each phase is printed in pytest's summary.
+
+Run only these: ``.venv/bin/pytest -m deployment`` (skip them: ``-m "not deployment"``).
+Refresh the README's screenshot: ``WFDLQ_UPDATE_SCREENSHOT=1 .venv/bin/pytest -m deployment``.
+A failed test shows the tail of every component's log; all logs stay under pytest's
+``deployment0/logs`` tmp dir, the Airflow task logs under ``deployment0/airflow-home/logs``.
 """
 
 from __future__ import annotations
