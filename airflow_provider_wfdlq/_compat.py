@@ -28,11 +28,19 @@ try:
 except ImportError:  # pragma: no cover - Airflow 3.1
     from airflow.stats import Stats  # type: ignore[no-redef]
 
+try:
+    from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+except ImportError:  # pragma: no cover - Airflow 3.1 keeps it in core
+    from airflow.timetables.interval import (  # type: ignore[assignment,no-redef]
+        CronDataIntervalTimetable,
+    )
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "CronDataIntervalTimetable",
     "Stats",
     "TaskDeferred",
 ]

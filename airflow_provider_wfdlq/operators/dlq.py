@@ -311,7 +311,9 @@ class ResumeDLQOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.build_plan(context)
         checkpoint = checkpoint_for(context)
-        continuing = checkpoint.load() is not None
+        # A retry appends to the report (also without a checkpoint, on Airflow < 3.3).
+        ti = context.get("ti")
+        continuing = checkpoint.load() is not None or getattr(ti, "try_number", 1) > 1
         hook = self.hook
         try:
             with self._report_sink(continuing) as sink:

@@ -93,3 +93,23 @@ def _validate_reschedule_start_dates() -> None:
 
     get_reschedule_start_date.wfdlq_validated = True  # type: ignore[attr-defined]
     TaskInstanceOperations.get_reschedule_start_date = get_reschedule_start_date  # type: ignore[method-assign]
+
+
+def dagbag(folder: str) -> Any:
+    """A DagBag over ``folder`` (the class moved to ``airflow.dag_processing`` in 3.2)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    return DagBag(dag_folder=folder)
+
+
+def _airflow_at_least(major: int, minor: int) -> bool:
+    from importlib.metadata import version
+
+    parts = version("apache-airflow").split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
+#: ``context["task_state_store"]`` (durable per-try state) exists from Airflow 3.3.
+HAS_TASK_STATE_STORE = _airflow_at_least(3, 3)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG
-from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_wfdlq._compat import CronDataIntervalTimetable
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
 

@@ -12,7 +12,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from tests.airflow.dagrun import run_dag
+from tests.airflow.dagrun import HAS_TASK_STATE_STORE, dagbag, run_dag
 
 pytestmark = pytest.mark.airflow
 
@@ -20,12 +20,10 @@ LOGICAL_DATE = pendulum.now("UTC").start_of("day")
 
 
 def load_dag(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
     folder = Path(__file__).resolve().parents[1] / "dags"
     if dag_id == "nightly_dlq_recovery":
         folder = Path(__file__).resolve().parents[2] / "example_dags"
-    bag = DagBag(dag_folder=str(folder))
+    bag = dagbag(str(folder))
     assert not bag.import_errors, bag.import_errors
     return bag.dags[dag_id]
 
@@ -138,15 +136,22 @@ def test_a_task_that_dies_mid_walk_is_retried_and_resumes_each_entry_once(
     resumed = [a["dlqId"] for a in server.control.actions() if a["action"] == "resume"]
     assert len(resumed) == len(set(resumed)) == len(before)
     result = outcome.xcom["redrive"]
-    assert result["counts"]["resumed"] + result["counts"]["resumed_answer_lost"] == len(before)
-    # The page in flight when the first try died (10 entries, less its 489s).
-    assert 0 < result["counts"]["resumed_answer_lost"] <= 10
+    if HAS_TASK_STATE_STORE:
+        # The checkpoint carried the first try's work: its in-flight page (10 entries, less
+        # its 489s) is reported as resumed with the answer lost, the rest as resumed.
+        counts = result["counts"]
+        assert counts["resumed"] + counts["resumed_answer_lost"] == len(before)
+        assert 0 < counts["resumed_answer_lost"] <= 10
     assert result["stopped"] == "done"
-    # The report holds one line per entry across both tries.
+    # The report holds one line per entry across both tries (3.3+: the checkpoint knows
+    # which 489s the first try skipped; before, the second try walks again from the start).
     lines = [json.loads(line) for line in report.read_text().splitlines()]
-    assert sorted(line["dlq_id"] for line in lines) == sorted(everything)
     skipped = {line["dlq_id"] for line in lines if line["event"] == "skipped_non_retryable"}
     assert skipped == everything - before
+    if HAS_TASK_STATE_STORE:
+        assert sorted(line["dlq_id"] for line in lines) == sorted(everything)
+    else:  # the dead try's in-flight page is only known to the server
+        assert {line["dlq_id"] for line in lines} <= everything
 
 
 def test_max_resumes_and_cursor_through_airflow(
@@ -164,9 +169,7 @@ def test_max_resumes_and_cursor_through_airflow(
 
 
 def test_every_example_dag_loads_without_import_errors() -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "example_dags"))
+    bag = dagbag(str(Path(__file__).resolve().parents[2] / "example_dags"))
     assert bag.import_errors == {}
     assert "nightly_dlq_recovery" in bag.dags
     assert bag.dags["nightly_dlq_recovery"].doc_md
