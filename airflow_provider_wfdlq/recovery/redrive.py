@@ -51,6 +51,8 @@ INCOMPATIBLE = "Incompatible step name"
 MAX_PAGE = 100
 #: How often a walk may start over after the server rejected a stale cursor.
 MAX_WALK_RESTARTS = 3
+#: With a retention set, how many pages past ``max_resumes`` are read to name what expires.
+MAX_SCAN_PAGES = 20
 CHECKPOINT_VERSION = 1
 
 log = logging.getLogger("airflow_provider_wfdlq.recovery")
@@ -197,6 +199,9 @@ class Redrive:
             if self.report.stopped == "done" and not self._canary_done and self._canary_runs:
                 # Fewer entries than the canary's size: judge them anyway, for the report.
                 self._judge_canary()
+            capped = self.report.stopped == "max_resumes" and not self.plan.filters.dlq_ids
+            if capped and self.plan.retention is not None:
+                self._scan_left(self.report.cursor, int(position["bound"]))
         except _Halt as halt:
             self._stop(halt.why, **halt.position)
         finally:
@@ -212,11 +217,15 @@ class Redrive:
         log.info("%s", self.report.summary())
         return self.report
 
-    def _walk_filters(self, cursor: str | None, bound: int) -> None:
+    def _bounded(self, bound: int) -> DLQFilters:
+        """The plan's filters, never past the walk's start (``bound``)."""
         to_date = (
             bound if self.plan.filters.to_date is None else min(self.plan.filters.to_date, bound)
         )
-        filters = replace(self.plan.filters, to_date=to_date)
+        return replace(self.plan.filters, to_date=to_date)
+
+    def _walk_filters(self, cursor: str | None, bound: int) -> None:
+        filters = self._bounded(bound)
         restarts = 0
         while True:
             if self._stop_before_page(cursor=cursor, bound=bound):
@@ -294,6 +303,25 @@ class Redrive:
             self._left_in_dlq(m, "skipped_" + reason, now)
         chosen.sort(key=lambda m: (m.created_at is None, m.created_at or 0))
         return chosen
+
+    def _scan_left(self, cursor: str | None, bound: int) -> None:
+        """After ``max_resumes``: read (never act on) what the cap left in the DLQ, so the
+        entries among them that expire before the next run are named too."""
+        filters, now, pages = self._bounded(bound), self.now_ms(), 0
+        while (cursor is not None or pages == 0) and pages < MAX_SCAN_PAGES:
+            self._pace()
+            page = self.client.list_messages(filters, cursor=cursor, count=MAX_PAGE)
+            pages += 1
+            for m in page.messages:
+                if m.dlq_id in self._passed:
+                    continue
+                reason = self.plan.selection.skip_reason(m)
+                self._left_in_dlq(
+                    m, "left_by_max_resumes" if reason is None else "skipped_" + reason, now
+                )
+            cursor = page.cursor
+        self.report.policies["left_scan"] = {"pages": pages, "complete": cursor is None}
+        self.sink.flush()
 
     def _left_in_dlq(self, message: DLQMessage, event: str, now: int) -> None:
         """Count an entry that stays in the DLQ, and say if it will expire before next run."""

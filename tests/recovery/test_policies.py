@@ -402,3 +402,24 @@ def test_bad_plan_settings_are_refused(kwargs: dict[str, Any], field: str) -> No
     with pytest.raises(ValidationError) as err:
         plan(**kwargs).check()
     assert err.value.field == field
+
+
+def test_entries_left_by_max_resumes_are_scanned_for_expiry(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    """A capped night leaves entries that no later window covers: name those that expire."""
+    now = world.control.now_ms()
+    old = seed(world, 6, responseStatus=500, createdAt=now - 3 * DAY_MS + 3_600_000)
+    seed(world, 4, responseStatus=500, createdAt=now - 3_600_000)
+    retention = Retention.build("3d", horizon_ms=DAY_MS)
+
+    report = Redrive(
+        client, plan(retention=retention, max_resumes=2, count=3), now_ms=lambda: now
+    ).run()
+
+    assert report.stopped == "max_resumes"
+    resumed = set(resumed_ids(world))
+    assert resumed < old  # oldest first
+    assert report.counts["left_by_max_resumes"] == 8
+    assert {item["dlq_id"] for item in report.expiring} == old - resumed
+    assert report.policies["left_scan"] == {"pages": 1, "complete": True}
