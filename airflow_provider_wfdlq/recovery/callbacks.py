@@ -42,19 +42,16 @@ from airflow_provider_wfdlq.client import (
     CALLBACK_STATES,
     TERMINAL_CALLBACK_STATES,
     AsyncWorkflowDLQClient,
-    BadRequestError,
     DLQFilters,
     DLQMessage,
     DLQPage,
     NotFoundError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
     ValidationError,
     WorkflowDLQClient,
     check_dlq_id,
     check_failure_function_states,
 )
+from airflow_provider_wfdlq.recovery._polling import drive_async, drive_sync, is_transient
 
 __all__ = [
     "DEFAULT_ON_MISSING_CALLBACK",
@@ -573,26 +570,15 @@ class CallbackWatcher:
 # --- drivers -----------------------------------------------------------------------------------
 
 
-def is_transient(error: BaseException) -> bool:
-    """Worth polling again later: rate limits, server trouble, no answer, a stale cursor."""
-    if isinstance(error, RateLimitedError | ServerError | TransportError):
-        return True
-    return isinstance(error, BadRequestError) and "cursor" in error.error.lower()
-
-
 def poll_sync(client: WorkflowDLQClient, watcher: CallbackWatcher) -> Verdict:
     """One poll with the blocking client (the sensor's poke)."""
-    plan = watcher.poll()
-    answer: Any = None
-    while True:
-        try:
-            call = plan.send(answer)
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
+
+    def make(call: Call) -> Answer:
         if isinstance(call, ListCall):
-            answer = client.list_messages(call.filters, cursor=call.cursor, count=call.count)
-        else:
-            answer = {dlq_id: _get_sync(client, dlq_id) for dlq_id in call.dlq_ids}
+            return client.list_messages(call.filters, cursor=call.cursor, count=call.count)
+        return {dlq_id: _get_sync(client, dlq_id) for dlq_id in call.dlq_ids}
+
+    return drive_sync(watcher.poll(), make)
 
 
 def _get_sync(client: WorkflowDLQClient, dlq_id: str) -> DLQMessage | None:
@@ -606,8 +592,6 @@ async def poll_async(
     client: AsyncWorkflowDLQClient, watcher: CallbackWatcher, concurrency: int = GET_CONCURRENCY
 ) -> Verdict:
     """One poll with the async client (the trigger); GETs run ``concurrency`` at a time."""
-    plan = watcher.poll()
-    answer: Any = None
     limit = asyncio.Semaphore(concurrency)
 
     async def get(dlq_id: str) -> DLQMessage | None:
@@ -617,17 +601,16 @@ async def poll_async(
             except NotFoundError:
                 return None
 
-    while True:
-        try:
-            call = plan.send(answer)
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
+    async def make(call: Call) -> Answer:
         if isinstance(call, ListCall):
-            answer = await client.list_messages(call.filters, cursor=call.cursor, count=call.count)
-        else:
-            # Every GET finishes (none is left running) before the first error is raised.
-            got = await asyncio.gather(*(get(i) for i in call.dlq_ids), return_exceptions=True)
-            for outcome in got:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-            answer = dict(zip(call.dlq_ids, got, strict=True))
+            return await client.list_messages(call.filters, cursor=call.cursor, count=call.count)
+        # Every GET finishes (none is left running) before the first error is raised.
+        got = await asyncio.gather(*(get(i) for i in call.dlq_ids), return_exceptions=True)
+        messages: list[DLQMessage | None] = []
+        for outcome in got:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            messages.append(outcome)
+        return dict(zip(call.dlq_ids, messages, strict=True))
+
+    return await drive_async(watcher.poll(), make)

@@ -17,8 +17,6 @@ pages before the error taught.
 
 from __future__ import annotations
 
-import ast
-import json
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +33,8 @@ from airflow_provider_wfdlq.client import (
     check_run_id,
     to_unix_ms,
 )
-from airflow_provider_wfdlq.recovery.callbacks import is_transient
+from airflow_provider_wfdlq.recovery._polling import drive_async, drive_sync, is_transient
+from airflow_provider_wfdlq.recovery.callbacks import _literal
 
 __all__ = [
     "FINAL_RUN_STATES",
@@ -94,16 +93,6 @@ class RunRef:
     def from_json(cls, data: list[Any]) -> RunRef:
         run_id, created_at, resumed_from = data
         return cls(str(run_id), int(created_at), resumed_from)
-
-
-def _literal(text: str) -> Any:
-    """A list or dict that arrived as text (a template rendered without native objects)."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError):
-            continue
-    return text
 
 
 def _missing(value: Any) -> bool:
@@ -598,29 +587,21 @@ class RunFollower:
 
 def poll_sync(client: WorkflowDLQClient, follower: RunFollower) -> FollowVerdict:
     """One poll with the blocking client (the sensor's poke, the canary)."""
-    plan = follower.poll()
-    answer: Any = None
-    while True:
-        try:
-            call = plan.send(answer)
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
-        answer = client.run_logs(workflow_runs=call.runs, count=call.count, cursor=call.cursor)
+
+    def make(call: LogsCall) -> RunLogPage:
+        return client.run_logs(workflow_runs=call.runs, count=call.count, cursor=call.cursor)
+
+    return drive_sync(follower.poll(), make)
 
 
 async def poll_async(client: AsyncWorkflowDLQClient, follower: RunFollower) -> FollowVerdict:
     """One poll with the async client (the trigger); calls go one after the other, which
     keeps a poll's burst inside the logs rate limit."""
-    plan = follower.poll()
-    answer: Any = None
-    while True:
-        try:
-            call = plan.send(answer)
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
-        answer = await client.run_logs(
-            workflow_runs=call.runs, count=call.count, cursor=call.cursor
-        )
+
+    async def make(call: LogsCall) -> RunLogPage:
+        return await client.run_logs(workflow_runs=call.runs, count=call.count, cursor=call.cursor)
+
+    return await drive_async(follower.poll(), make)
 
 
 def follow_runs(

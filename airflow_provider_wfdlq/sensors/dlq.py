@@ -7,23 +7,18 @@ recovery DAG waits with this sensor before it resumes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import PokeReturnValue
 
 from airflow_provider_wfdlq._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
-    AirflowSkipException,
 )
-from airflow_provider_wfdlq.client import ValidationError, WFDLQError
+from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
-from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
 from airflow_provider_wfdlq.recovery.callbacks import (
     DEFAULT_ON_MISSING_CALLBACK,
     DEFAULT_ON_VANISHED,
@@ -31,27 +26,21 @@ from airflow_provider_wfdlq.recovery.callbacks import (
     CallbackWatch,
     CallbackWatcher,
     Verdict,
-    is_transient,
     poll_sync,
 )
+from airflow_provider_wfdlq.sensors._polling import DEFERRAL_GRACE_SECONDS, PollingSensor
 from airflow_provider_wfdlq.triggers.dlq import DLQFailureCallbackTrigger
-
-try:
-    from airflow.sdk.configuration import conf
-except ImportError:  # pragma: no cover - Airflow 3.1 keeps it in core only
-    from airflow.configuration import conf  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Airflow's own deferral timeout trails the trigger's deadline by this much, so the
-#: trigger's timeout event (which names the entries still open) normally wins.
-DEFERRAL_GRACE_SECONDS = 60.0
+__all__ = ["DEFERRAL_GRACE_SECONDS", "STATE_KEY", "DLQFailureCallbackSensor"]
+
 #: Where reschedule mode keeps what earlier pokes saw (Airflow 3.3+ task state store).
 STATE_KEY = "wfdlq_callback_watch"
 
 
-class DLQFailureCallbackSensor(BaseSensorOperator):
+class DLQFailureCallbackSensor(PollingSensor[CallbackWatch, CallbackWatcher, Verdict]):
     """
     Wait until the failure callbacks of the watched DLQ entries are final.
 
@@ -94,6 +83,8 @@ class DLQFailureCallbackSensor(BaseSensorOperator):
     )
     template_fields_renderers = {"filters": "json", "dlq_ids": "json"}
     ui_color = "#f4e8f8"
+    trigger_class = DLQFailureCallbackTrigger
+    state_key = STATE_KEY
 
     def __init__(
         self,
@@ -108,22 +99,13 @@ class DLQFailureCallbackSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(qstash_conn_id=qstash_conn_id, deferrable=deferrable, **kwargs)
         self.dlq_ids = dlq_ids
         self.filters = filters
         self.target_states = target_states
         self.failure_states = failure_states
         self.on_missing_callback = on_missing_callback
         self.on_vanished = on_vanished
-        self.qstash_conn_id = qstash_conn_id
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
-        self.deferrable = deferrable
-        self._watcher: CallbackWatcher | None = None
-
-    @cached_property
-    def hook(self) -> WorkflowDLQHook:
-        return WorkflowDLQHook(self.qstash_conn_id)
 
     def build_watch(self) -> CallbackWatch:
         """Validate the rendered arguments; bad input fails the task before any request."""
@@ -139,49 +121,13 @@ class DLQFailureCallbackSensor(BaseSensorOperator):
         except ValidationError as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    def execute(self, context: Context) -> Any:
-        self._watcher = CallbackWatcher(self.build_watch(), self._restore_known(context))
-        try:
-            if not self.deferrable:
-                return super().execute(context)
-            return self._check_then_defer(context)
-        finally:
-            self.hook.close()
+    def _follow(
+        self, watch: CallbackWatch, known: Mapping[str, list[Any]] | None
+    ) -> CallbackWatcher:
+        return CallbackWatcher(watch, CallbackWatcher.known_from_json(known))
 
-    def _check_then_defer(self, context: Context) -> Any:
-        """One poke in the worker (often the wait is already over), then the triggerer."""
-        try:
-            done = self.poke(context)
-        except AirflowFailException as exc:  # as BaseSensorOperator.execute does for poke()
-            if self.soft_fail or getattr(self, "never_fail", False):
-                raise AirflowSkipException(str(exc)) from exc
-            raise
-        if done:
-            return done.xcom_value
-        assert self._watcher is not None
-        self.defer(
-            trigger=DLQFailureCallbackTrigger(
-                watch=self._watcher.watch.to_json(),
-                qstash_conn_id=self.qstash_conn_id,
-                poll_interval=self.poke_interval,
-                deadline=time.time() + self.timeout,
-                known=self._watcher.known_json(),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
-        )
-
-    def poke(self, context: Context) -> PokeReturnValue:
-        watcher = self._watcher or CallbackWatcher(self.build_watch())
-        self._watcher = watcher
-        try:
-            verdict = poll_sync(self.hook.client, watcher)
-        except WFDLQError as exc:
-            if not is_transient(exc):
-                raise
-            self.log.warning("Polling the DLQ failed (%s); trying again at the next poke", exc)
-            return PokeReturnValue(is_done=False)
-        return self._judge(verdict, context)
+    def _poll_sync(self, poller: CallbackWatcher) -> Verdict:
+        return poll_sync(self.hook.client, poller)
 
     def _judge(self, verdict: Verdict, context: Context) -> PokeReturnValue:
         if verdict.status == "failed":
@@ -203,21 +149,3 @@ class DLQFailureCallbackSensor(BaseSensorOperator):
         if status == "timeout":
             raise AirflowSensorTimeout(message)
         raise AirflowException(message or f"Unexpected trigger event: {event!r}")
-
-    # -- reschedule mode: what earlier pokes saw survives between tries -------------------------
-
-    def _state_store(self, context: Context) -> Any:
-        return context.get("task_state_store") if self.reschedule else None  # type: ignore[misc]
-
-    def _restore_known(self, context: Context) -> dict[str, Any]:
-        store = self._state_store(context)
-        saved = store.get(STATE_KEY) if store is not None else None
-        if not isinstance(saved, Mapping) or saved.get("watch") != self.build_watch().to_json():
-            return {}
-        return CallbackWatcher.known_from_json(saved.get("known"))
-
-    def _save_known(self, context: Context) -> None:
-        store = self._state_store(context)
-        if store is not None and self._watcher is not None:
-            watched = {"watch": self._watcher.watch.to_json(), "known": self._watcher.known_json()}
-            store.set(STATE_KEY, watched)

@@ -9,50 +9,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import PokeReturnValue
 
 from airflow_provider_wfdlq._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
-    AirflowSkipException,
 )
-from airflow_provider_wfdlq.client import ValidationError, WFDLQError
+from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
-from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
-from airflow_provider_wfdlq.recovery.runs import (
-    FollowVerdict,
-    RunFollower,
-    RunWatch,
-    is_transient,
-    poll_sync,
-)
+from airflow_provider_wfdlq.recovery.runs import FollowVerdict, RunFollower, RunWatch, poll_sync
+from airflow_provider_wfdlq.sensors._polling import DEFERRAL_GRACE_SECONDS, PollingSensor
 from airflow_provider_wfdlq.triggers.runs import WorkflowRunTrigger
-
-try:
-    from airflow.sdk.configuration import conf
-except ImportError:  # pragma: no cover - Airflow 3.1 keeps it in core only
-    from airflow.configuration import conf  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Airflow's own deferral timeout trails the trigger's deadline by this much, so the
-#: trigger's verdict (which applies ``on_timeout``) normally wins.
-DEFERRAL_GRACE_SECONDS = 60.0
+__all__ = ["DEFERRAL_GRACE_SECONDS", "OUTCOME_KEY", "STATE_KEY", "WorkflowRunSensor"]
+
 #: The XCom key of the outcome, pushed however the wait ends (also when the task fails).
 OUTCOME_KEY = "outcome"
 #: Where reschedule mode keeps the final states earlier pokes saw (Airflow 3.3+).
 STATE_KEY = "wfdlq_run_follow"
 
 
-class WorkflowRunSensor(BaseSensorOperator):
+class WorkflowRunSensor(PollingSensor[RunWatch, RunFollower, FollowVerdict]):
     """
     Wait until followed workflow runs are final: ``RUN_SUCCESS``, ``RUN_FAILED`` or
     ``RUN_CANCELED``.
@@ -87,6 +71,8 @@ class WorkflowRunSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("runs", "min_success_ratio", "on_timeout")
     template_fields_renderers = {"runs": "json"}
     ui_color = "#e8f4e8"
+    trigger_class = WorkflowRunTrigger
+    state_key = STATE_KEY
 
     def __init__(
         self,
@@ -98,19 +84,10 @@ class WorkflowRunSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(qstash_conn_id=qstash_conn_id, deferrable=deferrable, **kwargs)
         self.runs = runs
         self.min_success_ratio = min_success_ratio
         self.on_timeout = on_timeout
-        self.qstash_conn_id = qstash_conn_id
-        if deferrable is None:
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
-        self.deferrable = deferrable
-        self._follower: RunFollower | None = None
-
-    @cached_property
-    def hook(self) -> WorkflowDLQHook:
-        return WorkflowDLQHook(self.qstash_conn_id)
 
     def build_watch(self) -> RunWatch:
         """Validate the rendered arguments; bad input fails the task before any request."""
@@ -123,53 +100,26 @@ class WorkflowRunSensor(BaseSensorOperator):
         except ValidationError as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    def execute(self, context: Context) -> Any:
-        watch = self.build_watch()
-        self._follower = RunFollower(watch, self._restore_known(context, watch))
-        try:
-            if self.deferrable:
-                return self._check_then_defer(context)
-            try:
-                return super().execute(context)
-            except AirflowSensorTimeout:
-                # What the last poke saw, judged under on_timeout (no further request).
-                return self._finish(self._follower.verdict(final=True), context)
-        finally:
-            self.hook.close()
+    def _follow(self, watch: RunWatch, known: Mapping[str, list[Any]] | None) -> RunFollower:
+        return RunFollower(watch, RunFollower.known_from_json(known))
 
-    def _check_then_defer(self, context: Context) -> Any:
-        """One poke in the worker (often the runs are already final), then the triggerer."""
-        try:
-            done = self.poke(context)
-        except AirflowFailException as exc:  # as BaseSensorOperator.execute does for poke()
-            if self.soft_fail or getattr(self, "never_fail", False):
-                raise AirflowSkipException(str(exc)) from exc
-            raise
-        if done:
-            return done.xcom_value
-        assert self._follower is not None
-        self.defer(
-            trigger=WorkflowRunTrigger(
-                watch=self._follower.watch.to_json(),
-                qstash_conn_id=self.qstash_conn_id,
-                poll_interval=self.poke_interval,
-                deadline=time.time() + self.timeout,
-                known=self._follower.known_json(),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE_SECONDS),
-        )
+    def _poll_sync(self, poller: RunFollower) -> FollowVerdict:
+        return poll_sync(self.hook.client, poller)
 
-    def poke(self, context: Context) -> PokeReturnValue:
-        follower = self._follower or RunFollower(self.build_watch())
-        self._follower = follower
+    def _watch_key(self, watch: dict[str, Any]) -> str:
+        """Which watch the saved states belong to, without storing thousands of run ids twice."""
+        text = json.dumps(watch, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _poke_until_done(self, context: Context) -> Any:
         try:
-            verdict = poll_sync(self.hook.client, follower)
-        except WFDLQError as exc:
-            if not is_transient(exc):
-                raise
-            self.log.warning("Polling the run logs failed (%s); trying again at the next poke", exc)
-            return PokeReturnValue(is_done=False)
+            return super()._poke_until_done(context)
+        except AirflowSensorTimeout:
+            # What the last poke saw, judged under on_timeout (no further request).
+            assert self._poller is not None
+            return self._finish(self._poller.verdict(final=True), context)
+
+    def _judge(self, verdict: FollowVerdict, context: Context) -> PokeReturnValue:
         if verdict.done:
             return PokeReturnValue(is_done=True, xcom_value=self._finish(verdict, context))
         self.log.info("%s", verdict.message)
@@ -200,27 +150,3 @@ class WorkflowRunSensor(BaseSensorOperator):
         outcome = event.get("outcome")
         message = str(event.get("message", "")) or f"Unexpected trigger event: {event!r}"
         return self._end(event.get("status"), message, outcome, context)
-
-    # -- reschedule mode: final states seen by earlier pokes survive between tries --------------
-
-    def _state_store(self, context: Context) -> Any:
-        return context.get("task_state_store") if self.reschedule else None  # type: ignore[misc]
-
-    def _restore_known(self, context: Context, watch: RunWatch) -> dict[str, Any]:
-        store = self._state_store(context)
-        saved = store.get(STATE_KEY) if store is not None else None
-        if not isinstance(saved, Mapping) or saved.get("watch") != _fingerprint(watch):
-            return {}
-        return RunFollower.known_from_json(saved.get("known"))
-
-    def _save_known(self, context: Context) -> None:
-        store = self._state_store(context)
-        if store is not None and self._follower is not None:
-            watch = _fingerprint(self._follower.watch)
-            store.set(STATE_KEY, {"watch": watch, "known": self._follower.known_json()})
-
-
-def _fingerprint(watch: RunWatch) -> str:
-    """Which watch the saved states belong to, without storing thousands of run ids twice."""
-    text = json.dumps(watch.to_json(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()

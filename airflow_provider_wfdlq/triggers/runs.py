@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow_provider_wfdlq.client import AsyncWorkflowDLQClient
+from airflow_provider_wfdlq.recovery.runs import FollowVerdict, RunFollower, RunWatch, poll_async
+from airflow_provider_wfdlq.triggers._polling import DEFAULT_MAX_BACKOFF, PollingTrigger
 
-from airflow_provider_wfdlq.client import AsyncWorkflowDLQClient, WFDLQError
-from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
-from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
-from airflow_provider_wfdlq.recovery.runs import RunFollower, RunWatch, is_transient, poll_async
-
-#: The longest pause after repeated transient errors (429s, 5xx, network).
-DEFAULT_MAX_BACKOFF = 300.0
+__all__ = ["DEFAULT_MAX_BACKOFF", "WorkflowRunTrigger"]
 
 
-class WorkflowRunTrigger(BaseTrigger):
+class WorkflowRunTrigger(PollingTrigger[RunFollower]):
     """
     Poll the run logs until the followed runs are final, or a deadline passes.
 
@@ -42,75 +35,16 @@ class WorkflowRunTrigger(BaseTrigger):
     ``outcome`` is :meth:`RunOutcome.to_json` (None for ``error``).
     """
 
-    def __init__(
-        self,
-        *,
-        watch: Mapping[str, Any],
-        qstash_conn_id: str = DEFAULT_CONN_NAME,
-        poll_interval: float = 60.0,
-        deadline: float,
-        known: Mapping[str, list[Any]] | None = None,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-    ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.watch = dict(watch)
-        self.qstash_conn_id = qstash_conn_id
-        self.poll_interval = float(poll_interval)
-        self.deadline = float(deadline)
-        self.known = dict(known or {})
-        self.max_backoff = float(max_backoff)
+    polled = "the run logs"
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "watch": self.watch,
-                "qstash_conn_id": self.qstash_conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "known": self.known,
-                "max_backoff": self.max_backoff,
-            },
-        )
+    def _poller(self) -> RunFollower:
+        return RunFollower(RunWatch.from_json(self.watch), RunFollower.known_from_json(self.known))
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        follower = RunFollower(
-            RunWatch.from_json(self.watch), RunFollower.known_from_json(self.known)
-        )
-        try:
-            client = await WorkflowDLQHook(self.qstash_conn_id).get_async_conn()
-        except Exception as exc:  # a missing or invalid connection: say so, do not retry
-            yield _trigger_event({"status": "error", "message": f"Cannot use connection: {exc}"})
-            return
-        async with client:
-            event = await self._wait(client, follower)
-        yield _trigger_event(event)
+    async def _poll(self, client: AsyncWorkflowDLQClient, poller: RunFollower) -> FollowVerdict:
+        return await poll_async(client, poller)
 
-    async def _wait(self, client: AsyncWorkflowDLQClient, follower: RunFollower) -> dict[str, Any]:
-        transient_errors = 0
-        while True:
-            remaining = self.deadline - time.time()
-            if remaining <= 0:
-                return follower.verdict(final=True).to_event()
-            try:
-                async with asyncio.timeout(remaining):
-                    verdict = await poll_async(client, follower)
-            except TimeoutError:
-                return follower.verdict(final=True).to_event()
-            except WFDLQError as exc:
-                if not is_transient(exc):
-                    return {"status": "error", "message": f"Polling the run logs failed: {exc}"}
-                transient_errors += 1
-                pause = min(self.max_backoff, self.poll_interval * 2.0 ** (transient_errors - 1))
-                self.log.warning("Polling the run logs failed (%s); again in %.1f s", exc, pause)
-                await asyncio.sleep(max(0.0, min(pause, self.deadline - time.time())))
-                continue
-            transient_errors = 0
-            if verdict.done:
-                return verdict.to_event()
-            self.log.info("%s", verdict.message)
-            await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+    def _timed_out(self, poller: RunFollower) -> dict[str, Any]:
+        return poller.verdict(final=True).to_event()
 
-
-def _trigger_event(payload: dict[str, Any]) -> TriggerEvent:
-    return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+    def _error(self, message: str) -> dict[str, Any]:
+        return {"status": "error", "message": message}

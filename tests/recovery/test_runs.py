@@ -12,7 +12,6 @@ import pytest
 from airflow_provider_wfdlq.client import (
     RateLimitedError,
     ResumedRun,
-    RetryPolicy,
     ValidationError,
     WorkflowDLQClient,
 )
@@ -28,6 +27,7 @@ from airflow_provider_wfdlq.recovery.runs import (
     follow_runs,
     poll_sync,
 )
+from tests.sensors.conftest import fast_client
 
 LOGS = "/v2/workflows/logs"
 RUN = "wfr_AAAAAAAAAAAAAAAAAAAAA"
@@ -45,8 +45,7 @@ def server(wfdlq_devserver: DevServer) -> DevServer:
 @pytest.fixture
 def fast(server: DevServer) -> Iterator[WorkflowDLQClient]:
     """Gives up on a 429 after one retry, so a fault outlasts it without waiting."""
-    policy = RetryPolicy(max_attempts=2, backoff_base=0.0, max_rate_limit_wait=0.1)
-    with WorkflowDLQClient(server.token, server.url, retry=policy) as c:
+    with fast_client(server, max_rate_limit_wait=0.1) as c:
         yield c
 
 

@@ -7,18 +7,27 @@ behind a test's back while Airflow starts up.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
+import time
 from collections.abc import Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
 
 from airflow_provider_wfdlq.client import RetryPolicy, WorkflowDLQClient
 from airflow_provider_wfdlq.devserver import DevServer
 from airflow_provider_wfdlq.devserver.seed import callback_info
+from airflow_provider_wfdlq.triggers._polling import PollingTrigger
 
 IN_PROGRESS = "CALLBACK_INPROGRESS"
 CONN_ID = "qstash_default"
+
+TriggerT = TypeVar("TriggerT", bound=PollingTrigger[Any])
+#: What every trigger of the provider serializes (the triggerer rebuilds it from these).
+TRIGGER_KWARGS = {"watch", "qstash_conn_id", "poll_interval", "deadline", "known", "max_backoff"}
 
 
 @pytest.fixture
@@ -27,11 +36,18 @@ def server(wfdlq_devserver: DevServer) -> DevServer:
     return wfdlq_devserver
 
 
+@contextmanager
+def fast_client(server: DevServer, *, max_rate_limit_wait: float) -> Iterator[WorkflowDLQClient]:
+    """Retries once without waiting, so a fault outlasts the retries at no cost in time."""
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.0, max_rate_limit_wait=max_rate_limit_wait)
+    with WorkflowDLQClient(server.token, server.url, retry=policy) as c:
+        yield c
+
+
 @pytest.fixture
 def client(server: DevServer) -> Iterator[WorkflowDLQClient]:
     """Retries without waiting, and gives up fast, so fault tests cost no time."""
-    policy = RetryPolicy(max_attempts=2, backoff_base=0.0, max_rate_limit_wait=1.0)
-    with WorkflowDLQClient(server.token, server.url, retry=policy) as c:
+    with fast_client(server, max_rate_limit_wait=1.0) as c:
         yield c
 
 
@@ -68,3 +84,36 @@ def settle(server: DevServer, states: dict[str, str]) -> None:
 def api_requests(server: DevServer) -> list[tuple[str, str]]:
     """(method, path) of every real-API request since the last clear."""
     return [(r["method"], r["path"]) for r in server.control.requests()]
+
+
+# --- triggers, driven directly -------------------------------------------------------------------
+
+
+def fast_trigger(
+    trigger_class: type[TriggerT], watch: Any, *, seconds: float = 10.0, **kwargs: Any
+) -> TriggerT:
+    """A trigger over ``watch`` (a CallbackWatch / RunWatch) that polls fast and ends soon."""
+    return trigger_class(
+        watch=watch.to_json(),
+        qstash_conn_id=CONN_ID,
+        poll_interval=0.05,
+        deadline=time.time() + seconds,
+        **kwargs,
+    )
+
+
+async def first_event(trigger: PollingTrigger[Any]) -> dict[str, Any]:
+    event = await asyncio.wait_for(anext(trigger.run()), timeout=30)
+    payload: dict[str, Any] = event.payload
+    return payload
+
+
+def assert_round_trips_without_secrets(trigger: PollingTrigger[Any], server: DevServer) -> None:
+    """Serialized kwargs are JSON, carry no token, and rebuild the same trigger."""
+    classpath, kwargs = trigger.serialize()
+    text = json.dumps(kwargs)
+    assert server.token not in text
+    assert "password" not in text
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(text))
+    assert rebuilt.serialize() == (classpath, kwargs)

@@ -4,34 +4,26 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-import time
 from typing import Any
 
 from airflow_provider_wfdlq.client import ResumedRun, WorkflowDLQClient
 from airflow_provider_wfdlq.devserver import DevServer
 from airflow_provider_wfdlq.recovery.runs import RunWatch
 from airflow_provider_wfdlq.triggers.runs import WorkflowRunTrigger
-from tests.sensors.conftest import CONN_ID
+from tests.sensors.conftest import (
+    CONN_ID,
+    TRIGGER_KWARGS,
+    assert_round_trips_without_secrets,
+    fast_trigger,
+    first_event,
+)
 
 LOGS = "/v2/workflows/logs"
 
 
-def make_trigger(watch: RunWatch, *, seconds: float = 10.0, **kwargs: Any) -> WorkflowRunTrigger:
-    return WorkflowRunTrigger(
-        watch=watch.to_json(),
-        qstash_conn_id=CONN_ID,
-        poll_interval=0.05,
-        deadline=time.time() + seconds,
-        **kwargs,
-    )
-
-
-async def first_event(trigger: WorkflowRunTrigger) -> dict[str, Any]:
-    event = await asyncio.wait_for(anext(trigger.run()), timeout=30)
-    payload: dict[str, Any] = event.payload
-    return payload
+def make_trigger(watch: RunWatch, **kwargs: Any) -> WorkflowRunTrigger:
+    return fast_trigger(WorkflowRunTrigger, watch, **kwargs)
 
 
 def resume(client: WorkflowDLQClient, server: DevServer, n: int) -> list[ResumedRun]:
@@ -47,11 +39,9 @@ def test_serialize_is_json_safe_importable_and_carries_no_token(
         watch, known={"wfr_AAAAAAAAAAAAAAAAAAAAA": ["RUN_SUCCESS", None, 1, None, None]}
     )
     classpath, kwargs = trigger.serialize()
-    text = json.dumps(kwargs)
-    assert server.token not in text
-    module, _, name = classpath.rpartition(".")
-    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(text))
-    assert rebuilt.serialize() == (classpath, kwargs)
+    assert classpath == "airflow_provider_wfdlq.triggers.runs.WorkflowRunTrigger"
+    assert set(kwargs) == TRIGGER_KWARGS
+    assert_round_trips_without_secrets(trigger, server)
 
 
 async def test_run_waits_through_429s_until_the_runs_are_final(
