@@ -18,6 +18,7 @@ from airflow_provider_wfdlq._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
+    Stats,
 )
 from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
@@ -32,6 +33,8 @@ __all__ = ["DEFERRAL_GRACE_SECONDS", "OUTCOME_KEY", "STATE_KEY", "WorkflowRunSen
 
 #: The XCom key of the outcome, pushed however the wait ends (also when the task fails).
 OUTCOME_KEY = "outcome"
+#: Prefix of the Stats counters of a followed outcome.
+METRIC_PREFIX = "wfdlq.runs"
 #: Where reschedule mode keeps the final states earlier pokes saw (Airflow 3.3+).
 STATE_KEY = "wfdlq_run_follow"
 
@@ -136,6 +139,7 @@ class WorkflowRunSensor(PollingSensor[RunWatch, RunFollower, FollowVerdict]):
         result = {**(outcome or {}), "status": status, "message": message}
         if outcome is not None:
             context["ti"].xcom_push(key=OUTCOME_KEY, value=result)
+            self._count_outcome(outcome)
         if status == "success":
             self.log.info("%s", message)
             return result
@@ -144,6 +148,14 @@ class WorkflowRunSensor(PollingSensor[RunWatch, RunFollower, FollowVerdict]):
         if status == "timeout":
             raise AirflowSensorTimeout(message)
         raise AirflowException(message or f"Unexpected trigger event status: {status!r}")
+
+    def _count_outcome(self, outcome: Mapping[str, Any]) -> None:
+        """``Stats`` counters ``wfdlq.runs.<recovered|failed_again|...>`` of the outcome."""
+        tags = {"dag_id": self.dag_id, "task_id": self.task_id}
+        for name in ("recovered", "failed_again", "still_running"):
+            value = outcome.get(name)
+            if isinstance(value, int) and value:
+                Stats.incr(f"{METRIC_PREFIX}.{name}", value, tags=tags)
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> Any:
         """Back from the trigger: the event says how the wait ended."""
