@@ -374,8 +374,12 @@ class Redrive:
                 messages[size - len(self._canary_runs) :],
             )
             self._act_on(canary, self._canary_runs)
-            if len(self._canary_runs) >= size and not self._judge_canary():
-                raise _Halt("canary", position)
+            if len(self._canary_runs) >= size:
+                verdict = self._judge_canary()
+                if verdict is None:
+                    raise _Halt("stopped", position)
+                if not verdict:
+                    raise _Halt("canary", position)
         if messages:
             followed: list[tuple[str, int]] = []
             self._act_on(messages, followed)
@@ -391,8 +395,8 @@ class Redrive:
                 self._trip("circuit_breaker", self._breaker.state())
                 raise _Halt("circuit_breaker", position)
 
-    def _judge_canary(self) -> bool:
-        """Wait for the canary's runs; go on only if enough succeeded."""
+    def _judge_canary(self) -> bool | None:
+        """Wait for the canary's runs; go on only if enough succeeded (None: interrupted)."""
         self._canary_done = True
         size = len(self._canary_runs)
         if self.follow is None:
@@ -413,6 +417,12 @@ class Redrive:
         self._metric("failed_again", int(seen["counts"].get("RUN_FAILED", 0)))
         seen["passed"] = passed
         self.report.safety["canary"] = seen
+        if not passed and getattr(outcome, "stopped", False):
+            # Killed while waiting: no verdict (a retry waits for the same runs again).
+            seen["interrupted"] = True
+            self._canary_done = False
+            log.info("Canary wait interrupted: %s", seen)
+            return None
         log.info("Canary %s: %s", "passed" if passed else "FAILED", seen)
         if not passed:
             self._trip("canary", seen)

@@ -423,3 +423,29 @@ def test_entries_left_by_max_resumes_are_scanned_for_expiry(
     assert report.counts["left_by_max_resumes"] == 8
     assert {item["dlq_id"] for item in report.expiring} == old - resumed
     assert report.policies["left_scan"] == {"pages": 1, "complete": True}
+
+
+def test_a_stop_during_the_canary_wait_is_no_verdict(world: Any, client: WorkflowDLQClient) -> None:
+    """Killed while waiting: the walk stops as killed, nothing trips, nothing is paused."""
+    world.control.set_config(run_seconds=3600.0)  # the canary's runs never finish
+    seed(world, 10, responseStatus=500)
+    stop = {"now": False}
+
+    def sleep(seconds: float) -> None:
+        stop["now"] = True
+
+    report = Redrive(
+        client,
+        plan(
+            overrides=Overrides.build(flow_control_key="k2"),
+            safety=_fast(canary=3, pause_on_trip=True),
+        ),
+        sleep=sleep,
+        should_stop=lambda: stop["now"],
+    ).run()
+
+    assert report.stopped == "stopped"
+    assert report.counts == {"resumed": 3}
+    assert report.safety["canary"]["interrupted"] is True
+    assert "paused" not in report.safety
+    assert client.flow_control_state("k2").is_paused is False
