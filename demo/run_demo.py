@@ -136,7 +136,17 @@ def main() -> int:
     for group in groups:
         by_url[group["workflow_url"]] += group["entries"]
         by_status[str(group["response_status"])] += group["entries"]
-    say(f"Found (dry-run preview): {sum(by_url.values())} failed runs in the window")
+    skipped = {
+        name.removeprefix("skipped_").replace("_", " "): n
+        for name, n in preview.get("counts", {}).items()
+        if name.startswith("skipped_")
+    }
+    found = sum(by_url.values()) + sum(skipped.values())
+    reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
+    say(
+        f"Found (dry-run preview): {found} failed runs in the window; "
+        f"{sum(by_url.values())} to resume" + (f", skipped: {reasons}" if reasons else "")
+    )
     say("  by workflow:")
     for url, n in by_url.most_common():
         say(f"    {n:>4}  {url}")
