@@ -29,9 +29,10 @@ from airflow_provider_wfdlq.client import (
     Overrides,
     ResumedRun,
     ValidationError,
+    WFDLQError,
     WorkflowDLQClient,
 )
-from airflow_provider_wfdlq.client.validation import check_labels
+from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_labels
 from airflow_provider_wfdlq.recovery.checkpoint import CheckpointStore, MemoryCheckpoint
 from airflow_provider_wfdlq.recovery.report import (
     NullSink,
@@ -90,8 +91,8 @@ class RedrivePlan:
             raise ValidationError("action", self.action, "'resume' or 'restart'")
         if self.label_mode not in LABEL_MODES:
             raise ValidationError("label_mode", self.label_mode, "'append' or 'replace'")
-        if self.audit_label is not None:
-            check_labels(self.audit_label, "audit_label")
+        if self.audit_label is not None and len(check_labels(self.audit_label, "audit_label")) != 1:
+            raise ValidationError("audit_label", self.audit_label, "one label (no commas)")
         if self.max_restarts < 1:
             raise ValidationError("max_restarts", self.max_restarts, "an integer >= 1")
         if self.requests_per_second is not None and not self.requests_per_second > 0:
@@ -181,6 +182,7 @@ class Redrive:
         self._passed: set[str] = set()  # listed but left in the DLQ (dry run): never twice
         self._settled: set[str] = set()  # taken by an earlier try whose answer was lost
         self._new_runs: list[tuple[str, int]] = []  # every new run of this try, in order
+        self._page_passed: list[str] = []  # left on the current page (recorded already)
 
     # -- the walk ---------------------------------------------------------------------------
 
@@ -196,16 +198,19 @@ class Redrive:
                 self._walk_ids(int(position["index"]))
             else:
                 self._walk_filters(position["cursor"], int(position["bound"]))
-            if self.report.stopped == "done" and not self._canary_done and self._canary_runs:
-                # Fewer entries than the canary's size: judge them anyway, for the report.
-                self._judge_canary()
-            capped = self.report.stopped == "max_resumes" and not self.plan.filters.dlq_ids
-            if capped and self.plan.retention is not None:
-                self._scan_left(self.report.cursor, int(position["bound"]))
+            ended = self.report.stopped in ("done", "max_resumes")
+            if ended and not self._canary_done and self._canary_runs:
+                # Fewer entries (or a smaller cap) than the canary's size: judge them anyway.
+                verdict = self._judge_canary()
+                if verdict is not True:
+                    self.report.stopped = "stopped" if verdict is None else "canary"
         except _Halt as halt:
             self._stop(halt.why, **halt.position)
         finally:
             self.sink.flush()
+        left_behind = self.report.stopped in ("max_resumes", "canary", "circuit_breaker")
+        if left_behind and self.plan.retention is not None and not self.plan.filters.dlq_ids:
+            self._scan_left(self.report.cursor, int(position["bound"]))
         if self.report.stopped == "done":
             self.checkpoint.clear()
         if self.report.expiring or self.report.counts.get("expiring_before_next_run"):
@@ -247,15 +252,16 @@ class Redrive:
             chosen = self._select(fresh)
             room = self._room()
             selected = chosen if room is None else chosen[:room]
-            passed = [m.dlq_id for m in fresh if m not in chosen]
+            self._page_passed = [m.dlq_id for m in fresh if m not in chosen]
             in_flight = [m.dlq_id for m in selected]
-            self._save(cursor=cursor, bound=bound, in_flight=in_flight, passed=passed)
+            self._save(cursor=cursor, bound=bound, in_flight=in_flight)
             self._handle_page(selected, cursor=cursor, bound=bound)
             if room is not None and len(chosen) > room:
                 # The rest of this page is still in the DLQ: the same cursor finds it again.
                 self._stop("max_resumes", cursor=cursor, bound=bound)
                 return
             cursor = page.cursor
+            self._page_passed = []
             self._save(cursor=cursor, bound=bound, in_flight=[])
             if cursor is None:
                 return
@@ -295,7 +301,7 @@ class Redrive:
         chosen = []
         now = self.now_ms()
         for m in messages:
-            reason = self.plan.selection.skip_reason(m)
+            reason = self.plan.selection.skip_reason(m) or self._label_problem(m)
             if reason is None:
                 chosen.append(m)
                 continue
@@ -310,7 +316,13 @@ class Redrive:
         filters, now, pages = self._bounded(bound), self.now_ms(), 0
         while (cursor is not None or pages == 0) and pages < MAX_SCAN_PAGES:
             self._pace()
-            page = self.client.list_messages(filters, cursor=cursor, count=MAX_PAGE)
+            try:
+                page = self.client.list_messages(filters, cursor=cursor, count=MAX_PAGE)
+            except WFDLQError as exc:  # a report-only scan must not fail a finished walk
+                log.warning("Could not read what was left in the DLQ: %s", exc)
+                self.report.policies["left_scan"] = {"pages": pages, "error": str(exc)}
+                self.sink.flush()
+                return
             pages += 1
             for m in page.messages:
                 if m.dlq_id in self._passed:
@@ -322,6 +334,17 @@ class Redrive:
             cursor = page.cursor
         self.report.policies["left_scan"] = {"pages": pages, "complete": cursor is None}
         self.sink.flush()
+
+    def _label_problem(self, message: DLQMessage) -> str | None:
+        """In append mode an entry's own labels are sent again; one that cannot be (a comma
+        or space in it) would fail the call, so the entry is left, counted, and named."""
+        appending = self.plan.label_mode == "append" and (
+            self.plan.audit_label or self.plan.overrides.label
+        )
+        if appending and any(not LABEL_PATTERN.fullmatch(label) for label in message.labels):
+            log.warning("%s: labels %s cannot be sent back; left.", message.dlq_id, message.labels)
+            return "unsendable_label"
+        return None
 
     def _left_in_dlq(self, message: DLQMessage, event: str, now: int) -> None:
         """Count an entry that stays in the DLQ, and say if it will expire before next run."""
@@ -366,23 +389,32 @@ class Redrive:
             log.info("Would %s:\n%s", self.plan.action, format_table(messages, self.describe_time))
 
     def _act_with_safety(self, messages: list[DLQMessage], position: dict[str, Any]) -> None:
-        """Canary first (then judge it), the rest after; the breaker looks after each page."""
+        """Canary first (then judge it), the rest after; the breaker looks after each page.
+
+        The canary is fed until it has ``canary`` new runs: an entry that made no run
+        (incompatible, vanished, answer lost) does not count, and nothing else is resumed
+        before the verdict. Progress is checkpointed before every wait and poll, so a
+        worker that dies there loses no run id and does not start another canary.
+        """
         if not self._canary_done:
             size = self.plan.safety.canary or 0
-            canary, messages = (
-                messages[: size - len(self._canary_runs)],
-                messages[size - len(self._canary_runs) :],
-            )
-            self._act_on(canary, self._canary_runs)
-            if len(self._canary_runs) >= size:
-                verdict = self._judge_canary()
-                if verdict is None:
-                    raise _Halt("stopped", position)
-                if not verdict:
-                    raise _Halt("canary", position)
+            while messages and len(self._canary_runs) < size:
+                need = size - len(self._canary_runs)
+                batch, messages = messages[:need], messages[need:]
+                self._act_on(batch, self._canary_runs)
+            self._save(in_flight=[m.dlq_id for m in messages], **position)
+            if len(self._canary_runs) < size:
+                return  # the page ran out first: the canary goes on with the next page
+            verdict = self._judge_canary()
+            self._save(in_flight=[m.dlq_id for m in messages], **position)
+            if verdict is None:
+                raise _Halt("stopped", position)
+            if not verdict:
+                raise _Halt("canary", position)
         if messages:
             followed: list[tuple[str, int]] = []
             self._act_on(messages, followed)
+            self._save(in_flight=[], **position)
             if self._breaker is not None:
                 self._breaker.follow(followed)
         if self._breaker is not None:
@@ -408,7 +440,10 @@ class Redrive:
             self.client,
             list(self._canary_runs),
             timeout_s=self.plan.safety.canary_timeout,
-            poll_interval_s=self.plan.safety.poll_interval,
+            # Polling the canary obeys the request pacing too.
+            poll_interval_s=max(
+                self.plan.safety.poll_interval, 1.0 / (self.plan.requests_per_second or 1e9)
+            ),
             sleep=self.sleep,
             monotonic=self.monotonic,
             should_stop=self.should_stop,
@@ -636,9 +671,7 @@ class Redrive:
             "Stopped (%s) after %d entr%s.", why, self._acted, "y" if self._acted == 1 else "ies"
         )
 
-    def _save(
-        self, *, in_flight: Sequence[str], passed: Sequence[str] = (), **position: Any
-    ) -> None:
+    def _save(self, *, in_flight: Sequence[str], **position: Any) -> None:
         self.checkpoint.save(
             {
                 "version": CHECKPOINT_VERSION,
@@ -647,7 +680,7 @@ class Redrive:
                 "bound": position.get("bound"),
                 "in_flight": list(in_flight),
                 # Recorded as skipped on this page already: a retry must not record them again.
-                "passed": list(passed),
+                "passed": list(self._page_passed),
                 "acted": self._acted,
                 "canary": {"done": self._canary_done, "runs": [list(r) for r in self._canary_runs]},
                 "report": self.report.to_state(),
@@ -658,6 +691,7 @@ class Redrive:
         """Take up an earlier try's walk; settle the entries it had in flight when it died."""
         self.report.restore(state.get("report", {}))
         self._acted = int(state.get("acted", 0))
+        self._restarts = int(self.report.counts.get("restarted_incompatible", 0))
         canary = state.get("canary") or {}
         self._canary_done = bool(canary.get("done", self._canary_done))
         self._canary_runs = [(str(r), int(at)) for r, at in canary.get("runs", [])]

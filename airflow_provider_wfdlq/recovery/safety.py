@@ -42,6 +42,22 @@ def _seconds(value: Any, field: str) -> float:
     return number
 
 
+def _positive(value: Any, field: str) -> float:
+    number = _seconds(value, field)
+    if number <= 0:
+        raise ValidationError(field, value, "a number of seconds > 0 (a wait between polls)")
+    return number
+
+
+def _breaker_ratio(value: Any) -> float:
+    ratio = _ratio(value, "breaker_max_failure_ratio")
+    if ratio >= 1.0:  # "more than 100% failed" never happens: a breaker that cannot trip
+        raise ValidationError(
+            "breaker_max_failure_ratio", value, "a ratio from 0.0 to below 1.0, or None"
+        )
+    return ratio
+
+
 @dataclass(frozen=True)
 class SafetyPolicy:
     """Canary, circuit breaker and the pause switch; all off by default.
@@ -76,10 +92,10 @@ class SafetyPolicy:
                 raw.get("canary_min_success_ratio", 0.9), "canary_min_success_ratio"
             ),
             canary_timeout=_seconds(raw.get("canary_timeout", 900.0), "canary_timeout"),
-            poll_interval=_seconds(raw.get("poll_interval", 15.0), "poll_interval"),
+            poll_interval=_positive(raw.get("poll_interval", 15.0), "poll_interval"),
             breaker_max_failure_ratio=None
             if breaker in (None, "", "None")
-            else _ratio(breaker, "breaker_max_failure_ratio"),
+            else _breaker_ratio(breaker),
             breaker_min_finished=check_count(
                 raw.get("breaker_min_finished", 20), "breaker_min_finished"
             ),
@@ -101,6 +117,13 @@ class SafetyPolicy:
         return self.canary is not None or self.breaker_max_failure_ratio is not None
 
     def check(self, overrides: Overrides) -> None:
+        if self.poll_interval <= 0:
+            raise ValidationError("poll_interval", self.poll_interval, "a number of seconds > 0")
+        limit = self.breaker_max_failure_ratio
+        if limit is not None and not 0.0 <= limit < 1.0:
+            raise ValidationError(
+                "breaker_max_failure_ratio", limit, "a ratio from 0.0 to below 1.0"
+            )
         if self.pause_on_trip and overrides.flow_control_key is None:
             raise ValidationError(
                 "pause_on_trip",

@@ -51,7 +51,7 @@ class StatusRange:
             low = int(text[0]) * 100
             return cls(low, low + 99)
         bounds = re.fullmatch(r"(\d{3})\s*-\s*(\d{3})", text)
-        if bounds and int(bounds[1]) <= int(bounds[2]):
+        if bounds and 100 <= int(bounds[1]) <= int(bounds[2]) <= 599:
             return cls(int(bounds[1]), int(bounds[2]))
         if re.fullmatch(r"\d{3}", text) and 100 <= int(text) <= 599:
             return cls(int(text), int(text))

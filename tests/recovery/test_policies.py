@@ -136,6 +136,7 @@ def test_status_ranges_parse(text: Any, low: int, high: int) -> None:
     [
         ({"statuses": ["6xx"]}, "select.statuses"),
         ({"statuses": "504-500"}, "select.statuses"),
+        ({"statuses": "000-999"}, "select.statuses"),
         ({"exclude_statuses": [True]}, "select.exclude_statuses"),
         ({"body_regex": "(unclosed"}, "select.body_regex"),
         ({"include_non_retryable": "maybe"}, "select.include_non_retryable"),
@@ -286,7 +287,7 @@ def test_bad_retention_is_refused(value: Any) -> None:
 
 def _fast(**kwargs: Any) -> SafetyPolicy:
     kwargs.setdefault("canary_timeout", 30.0)
-    kwargs.setdefault("poll_interval", 0.0)
+    kwargs.setdefault("poll_interval", 0.01)  # the sleep is a fake that moves dev-server time
     return SafetyPolicy(**kwargs)
 
 
@@ -381,6 +382,8 @@ def test_pause_needs_a_flow_control_key() -> None:
         ({"canary_min_success_ratio": 1.5}, "canary_min_success_ratio"),
         ({"breaker_max_failure_ratio": "half"}, "breaker_max_failure_ratio"),
         ({"canary_timeout": -1}, "canary_timeout"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"breaker_max_failure_ratio": 1.0}, "breaker_max_failure_ratio"),
     ],
 )
 def test_bad_safety_settings_are_refused(raw: dict[str, Any], field: str) -> None:
@@ -394,6 +397,7 @@ def test_bad_safety_settings_are_refused(raw: dict[str, Any], field: str) -> Non
     [
         ({"label_mode": "merge"}, "label_mode"),
         ({"audit_label": "has space"}, "audit_label"),
+        ({"audit_label": "two,labels"}, "audit_label"),
         ({"max_restarts": 0}, "max_restarts"),
         ({"requests_per_second": 0}, "requests_per_second"),
     ],
