@@ -1,0 +1,179 @@
+"""Regressions found in review: canary gating, checkpoints around waits, caps per task,
+unsendable labels, and what a trip leaves behind. Engine over the dev server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_wfdlq.client import DLQFilters, Overrides, WorkflowDLQClient
+from airflow_provider_wfdlq.recovery import MemoryCheckpoint, Redrive, RedrivePlan
+from airflow_provider_wfdlq.recovery.retention import DAY_MS, Retention
+from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
+from tests.recovery.conftest import resumed_ids
+
+
+def plan(**kwargs: Any) -> RedrivePlan:
+    kwargs.setdefault("filters", DLQFilters.build(from_date="2020-01-01T00:00:00Z"))
+    kwargs.setdefault("overrides", Overrides())
+    return RedrivePlan(**kwargs)
+
+
+def canary(size: int, **kwargs: Any) -> SafetyPolicy:
+    return SafetyPolicy(canary=size, canary_timeout=30, poll_interval=0.01, **kwargs)
+
+
+@pytest.fixture
+def world(wfdlq_devserver: Any) -> Any:
+    wfdlq_devserver.control.reset(entries=0, config={"run_seconds": 1.0})
+    return wfdlq_devserver
+
+
+def advance(server: Any) -> Any:
+    return lambda seconds: server.control.advance_time(2)
+
+
+def test_an_entry_that_makes_no_run_does_not_open_the_gate(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.set_config(success_ratio=0.0)
+    now = world.control.now_ms()
+    world.control.seed_entries(
+        count=1, responseStatus=500, incompatibleStep=True, createdAt=now - 10_000
+    )
+    world.control.seed_entries(count=20, responseStatus=500, createdAt=now - 5_000)
+
+    report = Redrive(
+        client, plan(safety=canary(5, canary_min_success_ratio=0.8), count=20), sleep=advance(world)
+    ).run()
+
+    assert report.stopped == "canary"
+    assert len(resumed_ids(world)) == 5
+    assert report.counts["skipped_incompatible"] == 1
+
+
+def test_a_canary_larger_than_the_cap_is_still_judged(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.set_config(success_ratio=0.0)
+    world.control.seed_entries(count=10, responseStatus=500)
+    report = Redrive(client, plan(safety=canary(5), max_resumes=3), sleep=advance(world)).run()
+    assert report.safety["canary"]["size"] == 3
+    assert report.stopped == "canary"
+
+
+def test_a_canary_failing_at_the_end_of_the_walk_does_not_say_done(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.set_config(success_ratio=0.0)
+    world.control.seed_entries(count=3, responseStatus=500)
+    overrides = Overrides.build(flow_control_key="kx")
+    report = Redrive(
+        client,
+        plan(safety=canary(5, pause_on_trip=True), overrides=overrides),
+        sleep=advance(world),
+    ).run()
+    assert report.safety["paused"]["key"] == "kx"
+    assert report.stopped == "canary"
+
+
+def test_a_crash_during_the_canary_wait_keeps_the_run_ids_and_the_canary(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.set_config(success_ratio=1.0)
+    world.control.seed_entries(count=20, responseStatus=500)
+    checkpoint = MemoryCheckpoint()
+
+    def died(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("worker died while waiting")
+
+    with pytest.raises(RuntimeError):
+        Redrive(client, plan(safety=canary(5), count=20), checkpoint=checkpoint, follow=died).run()
+    assert len(resumed_ids(world)) == 5
+    report = Redrive(
+        client, plan(safety=canary(5), count=20), checkpoint=checkpoint, sleep=advance(world)
+    ).run()
+
+    assert report.stopped == "done"
+    assert report.counts == {"resumed": 20}
+    assert all(run["workflow_run_id"] for run in report.runs)
+    assert report.safety["canary"]["size"] == 5  # the first try's canary, judged once
+
+
+def test_a_crash_during_the_breaker_poll_keeps_the_run_ids(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.seed_entries(count=10, responseStatus=500)
+    safety = SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=5)
+    checkpoint = MemoryCheckpoint()
+    first = Redrive(client, plan(safety=safety, count=10), checkpoint=checkpoint)
+
+    def poll_failed() -> None:
+        raise RuntimeError("run logs: 429 after every retry")
+
+    first._breaker.poll = poll_failed  # type: ignore[method-assign,union-attr]
+    with pytest.raises(RuntimeError):
+        first.run()
+    report = Redrive(client, plan(safety=safety, count=10), checkpoint=checkpoint).run()
+    assert report.counts == {"resumed": 10}
+
+
+def test_max_restarts_caps_the_task_not_the_try(world: Any, client: WorkflowDLQClient) -> None:
+    world.control.seed_entries(count=6, responseStatus=500, incompatibleStep=True)
+    capped = plan(restart_incompatible=True, max_restarts=2, count=2)
+    checkpoint = MemoryCheckpoint()
+    calls = {"n": 0}
+
+    def stop_after_one_page() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    Redrive(client, capped, checkpoint=checkpoint, should_stop=stop_after_one_page).run()
+    Redrive(client, capped, checkpoint=checkpoint).run()
+    assert len(resumed_ids(world, "restart")) == 2
+
+
+@pytest.mark.parametrize("label", ["tenant acme", "a,b"])
+def test_an_entry_whose_labels_cannot_be_sent_back_is_left_and_counted(
+    world: Any, client: WorkflowDLQClient, label: str
+) -> None:
+    bad = {e["dlqId"] for e in world.control.seed_entries(count=2, labels=[label, "x"])}
+    world.control.seed_entries(count=2, responseStatus=500)
+    report = Redrive(client, plan(audit_label="airflow:audit")).run()
+    assert report.counts["resumed"] == 2
+    assert report.counts["skipped_unsendable_label"] == 2
+    assert bad <= {e["dlqId"] for e in world.control.entries()}
+
+
+def test_expiring_entries_a_trip_leaves_behind_are_named(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.set_config(success_ratio=0.0)
+    now = world.control.now_ms()
+    world.control.seed_entries(count=10, responseStatus=500, createdAt=now - 3 * DAY_MS + 3_600_000)
+    report = Redrive(
+        client,
+        plan(safety=canary(2), retention=Retention.build("3d", DAY_MS)),
+        now_ms=lambda: now,
+        sleep=advance(world),
+    ).run()
+    assert report.stopped == "canary"
+    assert report.counts["expiring_before_next_run"] == 8
+
+
+def test_the_canary_wait_obeys_request_pacing(world: Any, client: WorkflowDLQClient) -> None:
+    world.control.set_config(run_seconds=3600.0)
+    world.control.seed_entries(count=3, responseStatus=500)
+    slept: list[float] = []
+    Redrive(
+        client,
+        plan(
+            safety=SafetyPolicy(canary=1, canary_timeout=10, poll_interval=0.01),
+            requests_per_second=2.0,
+        ),
+        sleep=slept.append,
+        monotonic=lambda: sum(slept),
+    ).run()
+    assert slept
+    assert min(slept) >= 0.5 - 1e-9
