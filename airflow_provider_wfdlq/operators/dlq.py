@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "wfdlq_redrive"
 #: The flow-control key resumed runs get when a policy needs one and the overrides name
 #: none: one key per DAG run, so a night's redrive can be paused (or paced) as a whole.
-DEFAULT_FLOW_CONTROL_KEY = "airflow-redrive-{{ dag.dag_id }}-{{ ds_nodash }}"
+DEFAULT_FLOW_CONTROL_KEY = "airflow-redrive-{dag_id}-{run_id}"
 #: What ``audit_label=True`` adds to every new run: Upstash's logs lead back to the DAG run.
 DEFAULT_AUDIT_LABEL = "airflow:{dag_id}:{run_id}"
 METRIC_PREFIX = "wfdlq.redrive"
@@ -134,7 +135,7 @@ class ResumeDLQOperator(BaseOperator):
     :param pause_on_trip: Pause the redrive's flow-control key when the canary or the breaker
         trips, so runs already resumed wait instead of failing. ``pause_on_kill``: the same
         when the task is killed. Both use ``overrides.flow_control_key``, defaulting to
-        ``airflow-redrive-<dag_id>-<ds_nodash>``.
+        ``airflow-redrive-<dag_id>-<run_id>``.
     :param max_runs_in_result: How many new runs the XCom result names.
     :param qstash_conn_id: The ``qstash`` connection.
     :return: ``{"counts", "pages", "cursor", "stopped", "runs", "runs_truncated", ...}``.
@@ -230,6 +231,7 @@ class ResumeDLQOperator(BaseOperator):
         self.qstash_conn_id = qstash_conn_id
         self._stop = threading.Event()
         self._redrive: Redrive | None = None
+        self._executing = False
 
     def build_plan(self, context: Context | None = None) -> RedrivePlan:
         """Validate the rendered arguments: every bad value fails here, before any request."""
@@ -278,18 +280,18 @@ class ResumeDLQOperator(BaseOperator):
         return plan
 
     def _default_key(self, context: Context | None) -> str:
-        if context is None:
-            return "airflow-redrive"
-        return str(self.render_template(DEFAULT_FLOW_CONTROL_KEY, context))
+        """One key per DAG run (two runs on one date do not share it), no template needed
+        (asset-triggered runs have no ``ds``); other characters than ``A-Za-z0-9_.:-`` become
+        ``-`` so the key reads the same in a URL path and in the Upstash console."""
+        key = DEFAULT_FLOW_CONTROL_KEY.format(dag_id=self.dag_id, run_id=_run_id(context))
+        return re.sub(r"[^A-Za-z0-9_.:-]", "-", key)
 
     def _audit_label(self, context: Context | None) -> str | None:
         value = self.audit_label
         if value in (None, False, "", "False", "None"):
             return None
         if value is True or value == "True":
-            dag_run = context.get("dag_run") if context else None
-            run_id = getattr(dag_run, "run_id", None) or (context or {}).get("run_id", "run")
-            label = DEFAULT_AUDIT_LABEL.format(dag_id=self.dag_id, run_id=run_id)
+            label = DEFAULT_AUDIT_LABEL.format(dag_id=self.dag_id, run_id=_run_id(context))
             return "".join(c if LABEL_PATTERN.fullmatch(c) else "-" for c in label)
         if not isinstance(value, str):
             raise ValidationError("audit_label", value, "a label, True, or None")
@@ -315,6 +317,7 @@ class ResumeDLQOperator(BaseOperator):
         ti = context.get("ti")
         continuing = checkpoint.load() is not None or getattr(ti, "try_number", 1) > 1
         hook = self.hook
+        self._executing = True
         try:
             with self._report_sink(continuing) as sink:
                 redrive = Redrive(
@@ -336,6 +339,7 @@ class ResumeDLQOperator(BaseOperator):
                         redrive.pause(key, "on_kill")
                         sink.flush()
         finally:
+            self._executing = False
             hook.close()
         report.report_path = str(self.report_path) if self.report_path else None
         self.log.info("%s", report.summary())
@@ -362,8 +366,20 @@ class ResumeDLQOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """Stop between pages (or out of a canary wait); the walk then flushes its report and
-        checkpoint, and pauses the redrive's flow-control key if ``pause_on_kill``."""
+        checkpoint, and pauses the redrive's flow-control key if ``pause_on_kill``.
+
+        On an ``execution_timeout`` Airflow calls this after ``execute`` was interrupted:
+        then the pause happens here."""
         self._stop.set()
+        redrive = self._redrive
+        if redrive is not None and not self._executing:
+            key = redrive.plan.overrides.flow_control_key
+            if key and as_bool("pause_on_kill", self.pause_on_kill):
+                redrive.client = self.hook.client  # execute closed the walk's own pool
+                try:
+                    redrive.pause(key, "on_kill")
+                finally:
+                    self.hook.close()
 
     def _metrics(self) -> Any:
         """Airflow ``Stats`` counters ``wfdlq.redrive.<count>``, tagged with the task."""
@@ -409,6 +425,11 @@ def _mapping(field: str, value: Any) -> Mapping[str, Any]:
         "a mapping of names to values (with a single-template string, set "
         "render_template_as_native_obj=True on the DAG)",
     )
+
+
+def _run_id(context: Context | None) -> str:
+    dag_run = context.get("dag_run") if context else None
+    return str(getattr(dag_run, "run_id", None) or (context or {}).get("run_id") or "run")
 
 
 def _trip_message(why: str, result: Mapping[str, Any]) -> str:

@@ -106,8 +106,11 @@ def test_each_policy_through_airflow(
     breaker = xcom["breaker_trips"]
     assert breaker["stopped"] == "circuit_breaker"
     assert 0 < len(flaky & resumed) < len(flaky)
-    default_key = f"airflow-redrive-wfdlq_policies-{LOGICAL_DATE.format('YYYYMMDD')}"
-    assert breaker["safety"]["paused"] == {"key": default_key, "by": "circuit_breaker"}
+    paused = breaker["safety"]["paused"]
+    assert paused["by"] == "circuit_breaker"
+    assert paused["key"].startswith("airflow-redrive-wfdlq_policies-manual__")  # one per run
+    assert "+" not in paused["key"]
+    assert " " not in paused["key"]
 
     # Retention: the 489s left behind that expire before the next run are named.
     expiring = xcom["retention_reported"]["expiring"]
@@ -214,3 +217,26 @@ def test_counts_go_to_airflow_stats(
         "wfdlq.redrive.resumed": 3,
         "wfdlq.redrive.skipped_non_retryable": 2,
     }
+
+
+def test_on_kill_after_an_execution_timeout_still_pauses_the_key(
+    wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    """On ``execution_timeout`` Airflow interrupts ``execute`` and only then calls
+    ``on_kill``: the pause must happen there."""
+    server = wfdlq_devserver
+    server.control.reset(entries=0)
+    server.control.seed_entries(count=2, responseStatus=500)
+    operator = ResumeDLQOperator(
+        task_id="timed_out",
+        filters={"from_date": "2020-01-01"},
+        overrides={"flow_control_key": "airflow-redrive-timeout"},
+        pause_on_kill=True,
+    )
+    context: Any = {"task_state_store": _Store()}
+    operator.execute(context)  # stands for the interrupted execute: it has returned
+
+    operator.on_kill()
+
+    with WorkflowDLQClient(server.token, server.url) as client:
+        assert client.flow_control_state("airflow-redrive-timeout").is_paused is True
