@@ -461,6 +461,9 @@ class Redrive:
         log.info("Canary %s: %s", "passed" if passed else "FAILED", seen)
         if not passed:
             self._trip("canary", seen)
+            # Whoever takes this walk up again (a cleared task, once the bug is fixed) must
+            # prove it with a new canary, not inherit this verdict.
+            self._canary_done, self._canary_runs = False, []
         return passed
 
     def _trip(self, why: str, seen: dict[str, Any]) -> None:

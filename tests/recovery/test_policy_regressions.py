@@ -177,3 +177,21 @@ def test_the_canary_wait_obeys_request_pacing(world: Any, client: WorkflowDLQCli
     ).run()
     assert slept
     assert min(slept) >= 0.5 - 1e-9
+
+
+def test_taking_up_a_walk_after_a_failed_canary_runs_a_new_canary(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    world.control.set_config(success_ratio=0.0)
+    world.control.seed_entries(count=12, responseStatus=500)
+    checkpoint = MemoryCheckpoint()
+    first = Redrive(client, plan(safety=canary(3)), checkpoint=checkpoint, sleep=advance(world))
+    assert first.run().stopped == "canary"
+
+    world.control.set_config(success_ratio=1.0)  # the bug is fixed; the task is cleared
+    again = Redrive(client, plan(safety=canary(3)), checkpoint=checkpoint, sleep=advance(world))
+    report = again.run()
+
+    assert report.stopped == "done"
+    assert report.safety["canary"]["passed"] is True
+    assert len(resumed_ids(world)) == 12
