@@ -175,16 +175,21 @@ class CircuitBreaker:
         self.client = client
         self.tally = RunTally()
         self._open: dict[str, int] = {}  # run id -> created-at ms, oldest first
+        self._turn = 0  # where the next poll starts among the open runs
 
     def follow(self, runs: Sequence[tuple[str, int]]) -> None:
         for run_id, created_at in runs:
             self._open[run_id] = created_at
 
     def poll(self) -> None:
-        """One run-logs call over the oldest open runs: they are the likeliest to be done."""
+        """One run-logs call over the next 100 open runs, in turn: oldest first, then on
+        around, so long-running old runs cannot hide newer ones that already failed."""
         if not self._open:
             return
-        batch = list(self._open.items())[:MAX_RUNS_PER_CALL]
+        items = list(self._open.items())
+        start = self._turn % len(items)
+        batch = (items[start:] + items[:start])[:MAX_RUNS_PER_CALL]
+        self._turn = start + len(batch)
         page = self.client.run_logs(workflow_runs=batch, count=MAX_RUNS_PER_CALL)
         for run in page.runs:
             state = run.workflow_state

@@ -195,3 +195,36 @@ def test_taking_up_a_walk_after_a_failed_canary_runs_a_new_canary(
     assert report.stopped == "done"
     assert report.safety["canary"]["passed"] is True
     assert len(resumed_ids(world)) == 12
+
+
+def test_the_breaker_is_not_blinded_by_long_running_old_runs(
+    world: Any, client: WorkflowDLQClient
+) -> None:
+    """150 old runs held under a paused key, then 60 that fail at once: the breaker's polls
+    go round the open runs, so it still sees the failures and trips."""
+    world.control.set_config(success_ratio=0.0, run_seconds=0.0)
+    now = world.control.now_ms()
+    world.control.seed_entries(count=150, responseStatus=500, createdAt=now - 60_000)
+    world.control.seed_entries(count=60, responseStatus=500, createdAt=now - 1_000)
+    held, fast = Overrides.build(flow_control_key="held"), Overrides.build(flow_control_key="k3")
+    client.pause_flow_control("held")
+    old_only = DLQFilters.build(to_date=now - 30_000, from_date="2020-01-01T00:00:00Z")
+    Redrive(client, plan(filters=old_only, overrides=held, count=100)).run()
+
+    breaker = Redrive(
+        client,
+        plan(
+            overrides=fast,
+            count=20,
+            safety=SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=10),
+        ),
+    )
+    breaker._breaker.follow(  # type: ignore[union-attr]
+        [
+            (r["workflowRunId"], r["workflowRunCreatedAt"])
+            for r in world.control.runs()
+            if r.get("flowControlKey") == "held"
+        ]
+    )
+    report = breaker.run()
+    assert report.stopped == "circuit_breaker"
