@@ -30,6 +30,7 @@ __all__ = [
     "check_failure_function_states",
     "check_flow_control_key",
     "check_labels",
+    "check_ratio",
     "check_retries",
     "check_retry_delay",
     "check_run_id",
@@ -280,6 +281,17 @@ LABEL_PATTERN = re.compile(r"[A-Za-z0-9_.:\-/@]+")
 """Label charset: no commas (``Upstash-Label`` comma-joins), no spaces, URL/email-ish marks."""
 
 _NO_COMMA = re.compile(r"[^,\s][^,]*")
+
+
+def check_ratio(value: Any, field: str) -> float:
+    """A share from 0 to 1 (``0.9``, or its text as Jinja renders it)."""
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = -1.0
+    if isinstance(value, bool) or not 0.0 <= ratio <= 1.0:
+        raise ValidationError(field, value, "a number from 0 to 1, e.g. 0.9")
+    return ratio
 
 
 def check_bool(value: Any, field: str) -> bool:

@@ -33,6 +33,7 @@ from airflow_provider_wfdlq.client import (
     check_run_id,
     to_unix_ms,
 )
+from airflow_provider_wfdlq.client.validation import check_ratio
 from airflow_provider_wfdlq.recovery._polling import drive_async, drive_sync, is_transient
 from airflow_provider_wfdlq.recovery.callbacks import _literal
 
@@ -189,15 +190,7 @@ def coerce_runs(
 
 
 def _ratio(value: Any, field_: str) -> float | None:
-    if _missing(value):
-        return None
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        ratio = -1.0
-    if isinstance(value, bool) or not 0.0 <= ratio <= 1.0:
-        raise ValidationError(field_, value, "a number from 0 to 1, e.g. 0.9, or None")
-    return ratio
+    return None if _missing(value) else check_ratio(value, field_)
 
 
 def _on_timeout(value: Any) -> str:

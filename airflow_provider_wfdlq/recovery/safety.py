@@ -15,21 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from airflow_provider_wfdlq.client import Overrides, ValidationError, WorkflowDLQClient
-from airflow_provider_wfdlq.client.validation import check_bool, check_count
+from airflow_provider_wfdlq.client.validation import check_bool, check_count, check_ratio
 
 FINAL_RUN_STATES: Final = frozenset({"RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"})
 #: Runs one run-logs call may name (``workflowRuns``); the breaker's sample per page.
 MAX_RUNS_PER_CALL: Final = 100
-
-
-def _ratio(value: Any, field: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
-        raise ValidationError(field, value, "a ratio from 0.0 to 1.0")
-    return number
 
 
 def _seconds(value: Any, field: str) -> float:
@@ -50,7 +40,7 @@ def _positive(value: Any, field: str) -> float:
 
 
 def _breaker_ratio(value: Any) -> float:
-    ratio = _ratio(value, "breaker_max_failure_ratio")
+    ratio = check_ratio(value, "breaker_max_failure_ratio")
     if ratio >= 1.0:  # "more than 100% failed" never happens: a breaker that cannot trip
         raise ValidationError(
             "breaker_max_failure_ratio", value, "a ratio from 0.0 to below 1.0, or None"
@@ -88,7 +78,7 @@ class SafetyPolicy:
         pause = check_bool(raw.get("pause_on_trip", False), "pause_on_trip")
         return cls(
             canary=None if canary in (None, "", "None", 0) else check_count(canary, "canary"),
-            canary_min_success_ratio=_ratio(
+            canary_min_success_ratio=check_ratio(
                 raw.get("canary_min_success_ratio", 0.9), "canary_min_success_ratio"
             ),
             canary_timeout=_seconds(raw.get("canary_timeout", 900.0), "canary_timeout"),
