@@ -52,7 +52,13 @@ async def test_run_waits_through_429s_until_the_runs_are_final(
     server.control.add_fault("429", path_prefix=LOGS, ratio=0.5, reset_seconds=0)
 
     async def finish_later() -> None:
-        await asyncio.sleep(0.5)
+        # Once the trigger has polled through a 429 and seen the runs still running
+        # (however long its connection lookup took), the runs finish.
+        for _ in range(200):
+            statuses = [r["status"] for r in server.control.requests() if r["path"] == LOGS]
+            if 429 in statuses and 200 in statuses:
+                break
+            await asyncio.sleep(0.05)
         await asyncio.to_thread(server.control.advance_time, 31)
 
     trigger = make_trigger(RunWatch.build(runs=runs))
