@@ -42,6 +42,7 @@ from airflow_provider_wfdlq.recovery.report import (
     format_table,
 )
 from airflow_provider_wfdlq.recovery.retention import Retention
+from airflow_provider_wfdlq.recovery.runs import RunOutcome, follow_runs
 from airflow_provider_wfdlq.recovery.safety import CircuitBreaker, SafetyPolicy, canary_verdict
 from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 
@@ -150,7 +151,7 @@ class Redrive:
         metrics: Callable[[str, int], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
-        follow: Callable[..., Any] | None = None,
+        follow: Callable[..., RunOutcome] = follow_runs,
     ) -> None:
         plan.check()
         self.client = client
@@ -181,7 +182,7 @@ class Redrive:
         self._acted = 0
         self._passed: set[str] = set()  # listed but left in the DLQ (dry run): never twice
         self._settled: set[str] = set()  # taken by an earlier try whose answer was lost
-        self._new_runs: list[tuple[str, int]] = []  # every new run of this try, in order
+        self._created: list[tuple[str, int]] = []  # where _act_on collects the new runs
         self._page_passed: list[str] = []  # left on the current page (recorded already)
 
     # -- the walk ---------------------------------------------------------------------------
@@ -431,10 +432,6 @@ class Redrive:
         """Wait for the canary's runs; go on only if enough succeeded (None: interrupted)."""
         self._canary_done = True
         size = len(self._canary_runs)
-        if self.follow is None:
-            from airflow_provider_wfdlq.recovery.runs import follow_runs
-
-            self.follow = follow_runs
         log.info("Canary: waiting for the outcome of %d resumed run(s).", size)
         outcome = self.follow(
             self.client,
@@ -452,7 +449,7 @@ class Redrive:
         self._metric("failed_again", int(seen["counts"].get("RUN_FAILED", 0)))
         seen["passed"] = passed
         self.report.safety["canary"] = seen
-        if not passed and getattr(outcome, "stopped", False):
+        if not passed and outcome.stopped:
             # Killed while waiting: no verdict (a retry waits for the same runs again).
             seen["interrupted"] = True
             self._canary_done = False
@@ -488,10 +485,9 @@ class Redrive:
     def _act_on(self, messages: list[DLQMessage], created: list[tuple[str, int]]) -> None:
         """Act on these entries, one bulk call per set of labels the new runs get."""
         known = {m.dlq_id: m for m in messages}
+        self._created = created
         for overrides, ids in self._label_groups(messages):
-            before = len(self._new_runs)
             self._act_on_ids(ids, known, overrides)
-            created.extend(self._new_runs[before:])
 
     def _label_groups(self, messages: list[DLQMessage]) -> list[tuple[Overrides, list[str]]]:
         base = self.plan.overrides
@@ -638,7 +634,7 @@ class Redrive:
             extra = {"new_workflow_run_id": new_id, "new_workflow_created_at": new_at}
             self.report.add_run(dlq_id, new_id, new_at)
             if run is not None:
-                self._new_runs.append((run.workflow_run_id, run.workflow_created_at))
+                self._created.append((run.workflow_run_id, run.workflow_created_at))
         if reason:
             extra["reason"] = reason
         message = known.get(dlq_id)

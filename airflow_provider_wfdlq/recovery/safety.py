@@ -10,16 +10,18 @@ redrive's flow-control key so the runs already resumed wait instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from airflow_provider_wfdlq.client import Overrides, ValidationError, WorkflowDLQClient
 from airflow_provider_wfdlq.client.validation import check_bool, check_count, check_ratio
-
-FINAL_RUN_STATES: Final = frozenset({"RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"})
-#: Runs one run-logs call may name (``workflowRuns``); the breaker's sample per page.
-MAX_RUNS_PER_CALL: Final = 100
+from airflow_provider_wfdlq.recovery.runs import (
+    FINAL_RUN_STATES,
+    MAX_RUNS_PER_CALL,
+    SUCCESS,
+    RunOutcome,
+)
 
 
 def _seconds(value: Any, field: str) -> float:
@@ -102,10 +104,6 @@ class SafetyPolicy:
             return cls.build(**dict(value))
         raise ValidationError("safety", value, "a mapping of canary/breaker settings, or None")
 
-    @property
-    def active(self) -> bool:
-        return self.canary is not None or self.breaker_max_failure_ratio is not None
-
     def check(self, overrides: Overrides) -> None:
         if self.poll_interval <= 0:
             raise ValidationError("poll_interval", self.poll_interval, "a number of seconds > 0")
@@ -143,7 +141,6 @@ class RunTally:
     """Final states of resumed runs seen so far (by run id), for the breaker."""
 
     final: dict[str, str] = field(default_factory=dict)
-    failed_dlq_ids: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -151,7 +148,7 @@ class RunTally:
 
     @property
     def failed(self) -> int:
-        return sum(1 for state in self.final.values() if state != "RUN_SUCCESS")
+        return sum(1 for state in self.final.values() if state != SUCCESS)
 
     def failure_ratio(self) -> float:
         return self.failed / self.finished if self.finished else 0.0
@@ -186,8 +183,6 @@ class CircuitBreaker:
             if run.workflow_run_id in self._open and state in FINAL_RUN_STATES:
                 del self._open[run.workflow_run_id]
                 self.tally.final[run.workflow_run_id] = state
-                if state != "RUN_SUCCESS":
-                    self.tally.failed_dlq_ids[run.workflow_run_id] = run.dlq_id
 
     def tripped(self) -> bool:
         limit = self.policy.breaker_max_failure_ratio
@@ -206,23 +201,20 @@ class CircuitBreaker:
         }
 
 
-def canary_verdict(outcome: Any, policy: SafetyPolicy, size: int) -> tuple[bool, dict[str, Any]]:
+def canary_verdict(
+    outcome: RunOutcome, policy: SafetyPolicy, size: int
+) -> tuple[bool, dict[str, Any]]:
     """Whether the canary passed, and what it saw, from the run follower's outcome."""
-    counts: Mapping[str, int] = getattr(outcome, "counts", {}) or {}
-    succeeded = int(counts.get("RUN_SUCCESS", 0))
+    succeeded = outcome.recovered
     ratio = succeeded / size if size else 1.0
-    seen = {
+    seen: dict[str, Any] = {
         "size": size,
         "succeeded": succeeded,
-        "counts": dict(counts),
-        "still_running": int(getattr(outcome, "still_running", 0) or 0),
+        "counts": dict(outcome.counts),
+        "still_running": outcome.still_running,
         "success_ratio": round(ratio, 4),
         "required": policy.canary_min_success_ratio,
     }
-    failed = getattr(outcome, "failed", None)
-    if failed:
-        seen["failed"] = [dict(item) if isinstance(item, Mapping) else item for item in failed]
+    if outcome.failed:
+        seen["failed"] = [dict(item) for item in outcome.failed]
     return ratio >= policy.canary_min_success_ratio, seen
-
-
-Follow = Callable[..., Any]
