@@ -14,11 +14,11 @@ from airflow_provider_wfdlq.client.constants import (
     TERMINAL_CALLBACK_STATES,
 )
 from airflow_provider_wfdlq.client.errors import (
-    AnswerLostError,
     APIError,
     AuthError,
     BadRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -77,7 +77,6 @@ __all__ = [
     "RUN_STATES",
     "TERMINAL_CALLBACK_STATES",
     "APIError",
-    "AnswerLostError",
     "AsyncWorkflowDLQClient",
     "AuthError",
     "BadRequestError",
@@ -90,6 +89,7 @@ __all__ = [
     "FlowControl",
     "FlowControlState",
     "NotFoundError",
+    "OutcomeUnknownError",
     "Overrides",
     "RateLimitedError",
     "ResumedRun",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -26,10 +25,10 @@ from airflow_provider_wfdlq.client._wire import (
     check_token,
     dlq_path,
     json_object,
+    outcome_unknown,
     transport_error,
 )
 from airflow_provider_wfdlq.client.errors import (
-    AnswerLostError,
     APIError,
     UnexpectedAnswerError,
     ValidationError,
@@ -45,12 +44,15 @@ from airflow_provider_wfdlq.client.models import (
     RunLogPage,
 )
 from airflow_provider_wfdlq.client.retry import RetryPolicy, may_have_acted
-from airflow_provider_wfdlq.client.validation import check_count, check_flow_control_key
+from airflow_provider_wfdlq.client.validation import (
+    check_count,
+    check_dlq_id,
+    check_flow_control_key,
+)
 
 logger = logging.getLogger("airflow_provider_wfdlq.client")
 
 T = TypeVar("T")
-R = TypeVar("R", BulkResult, DeleteResult)
 Action = Literal["resume", "restart"]
 PageFlow = Callable[[str | None], Flow[T]]
 
@@ -100,13 +102,21 @@ class Operations:
     # --- plumbing -------------------------------------------------------------------------
 
     def exchange(self, call: Call) -> Flow[Answer]:
-        """Send ``call`` until it gets a final answer, per the retry policy."""
-        may_have_acted_before = False
+        """Send ``call`` until it gets a final answer, per the retry policy.
+
+        An action call (``call.acts``) is sent again only after an outcome that provably
+        did not act (429, 503, a connection never made); any other unclear outcome raises
+        :class:`OutcomeUnknownError` at once, without sending it again.
+        """
         attempt = 1
         while True:
             outcome = yield call
             if outcome is None:
                 raise RuntimeError("a flow was resumed without the outcome of its call")
+            if call.acts and may_have_acted(outcome):
+                raise outcome_unknown(call, outcome, self.token) from (
+                    outcome if isinstance(outcome, httpx.RequestError) else None
+                )
             wait = self.policy.wait_before_retry(attempt, outcome)
             if wait is None:
                 break
@@ -119,12 +129,11 @@ class Operations:
                 "%s %s: %s on attempt %d of %d; retrying in %.2fs",
                 *(call.method, call.path, reason, attempt, self.policy.max_attempts, wait),
             )
-            may_have_acted_before = may_have_acted_before or may_have_acted(outcome)
             yield Sleep(wait)
             attempt += 1
         if isinstance(outcome, httpx.RequestError):
             raise transport_error(call, outcome, self.token) from outcome
-        return Answer(call, outcome, may_have_acted_before)
+        return Answer(call, outcome)
 
     def error(self, answer: Answer, hint: str = "") -> APIError:
         return api_error(answer, self.token, self.policy.clock(), hint)
@@ -147,13 +156,6 @@ class Operations:
         if not answer.ok:
             raise self.error(answer)
 
-    def _fetch(self, dlq_id: str) -> Flow[DLQMessage | None]:
-        """The entry, or None if it is not in the DLQ (404)."""
-        answer = yield from self.exchange(Call("GET", dlq_path(DLQ, dlq_id)))
-        if answer.status == 404:
-            return None
-        return self.result(answer, DLQMessage.from_json)
-
     def _count(self, count: Any, maximum: int | None = None) -> int | None:
         if count is None:
             return None
@@ -163,12 +165,16 @@ class Operations:
             raise ValidationError("count", count, accepted, "is above the page size limit")
         return number
 
-    def _bulk_filters(self, filters: Any, all: Any) -> DLQFilters:
+    def _bulk_filters(self, filters: Any, all: Any, count: Any) -> tuple[DLQFilters, int | None]:
         checked = DLQFilters.coerce(filters)
         if checked.is_empty() and not check_all(all):
             accepted = "dlq_ids or at least one filter, or all=True to act on EVERY DLQ entry"
             raise ValidationError("filters", filters, accepted, "selects the whole DLQ")
-        return checked
+        if checked.dlq_ids and count is not None:
+            # Upstash: with dlqIds "other filters are ignored", count too.
+            accepted = "no count with dlq_ids (the call names its entries; pass fewer ids)"
+            raise ValidationError("count", count, accepted, "cannot be used with dlq_ids")
+        return checked, self._count(count)
 
     # --- listing and reading --------------------------------------------------------------
 
@@ -208,66 +214,39 @@ class Operations:
             "POST",
             dlq_path(f"{DLQ}/{action}", dlq_id),
             headers=Overrides.coerce(overrides).to_headers(),
+            acts=True,
+            dlq_ids=(check_dlq_id(dlq_id, "dlq_id"),),
         )
-        return self._act_on_one(call, action, dlq_id)
-
-    def _act_on_one(self, call: Call, action: Action, dlq_id: str) -> Flow[ResumedRun]:
-        answer = yield from self.exchange(call)
-        if answer.status == 404 and answer.earlier_attempt_may_have_acted:
-            error = self.error(answer)
-            hint = (
-                f"an earlier attempt whose answer was lost most likely did {action} DLQ entry "
-                f"{dlq_id}, which then left the DLQ; the new run id is unknown (look for the "
-                "run in the run logs)"
-            )
-            raise AnswerLostError(
-                error.status, error.error, error.method, error.path, hint, dlq_id=dlq_id
-            )
-        return self.result(answer, ResumedRun.from_json)
+        return self._parsed(call, ResumedRun.from_json)
 
     def delete(self, dlq_id: Any) -> Flow[None]:
-        return self._delete(Call("DELETE", dlq_path(DLQ, dlq_id)))
-
-    def _delete(self, call: Call) -> Flow[None]:
-        answer = yield from self.exchange(call)
-        if answer.status == 404 and answer.earlier_attempt_may_have_acted:
-            logger.warning(
-                "%s %s: 404 after a lost answer; the lost attempt deleted it",
-                call.method,
-                call.path,
-            )
-            return
-        self.done(answer)
+        call = Call(
+            "DELETE", dlq_path(DLQ, dlq_id), acts=True, dlq_ids=(check_dlq_id(dlq_id, "dlq_id"),)
+        )
+        return self._done(call)
 
     def retry_failure_callback(self, dlq_id: Any) -> Flow[ResumedRun]:
-        call = Call("POST", dlq_path(f"{DLQ}/callback", dlq_id))
-        return self._retry_failure_callback(call, dlq_id)
-
-    def _retry_failure_callback(self, call: Call, dlq_id: str) -> Flow[ResumedRun]:
-        answer = yield from self.exchange(call)
-        if answer.status == 400 and answer.earlier_attempt_may_have_acted:
-            # A lost attempt moved CALLBACK_FAIL to CALLBACK_INPROGRESS, so the re-send is
-            # refused; the answer it lost is the ORIGINAL run's ids, which the entry carries.
-            entry = yield from self._fetch(dlq_id)
-            if (
-                entry is not None
-                and entry.failure_function_state == "CALLBACK_INPROGRESS"
-                and entry.workflow_run_id
-                and entry.workflow_created_at is not None
-            ):
-                return ResumedRun(entry.workflow_run_id, entry.workflow_created_at)
-        return self.result(answer, ResumedRun.from_json)
+        """Answers the ORIGINAL run's ids (the callback belongs to it)."""
+        call = Call(
+            "POST",
+            dlq_path(f"{DLQ}/callback", dlq_id),
+            acts=True,
+            dlq_ids=(check_dlq_id(dlq_id, "dlq_id"),),
+        )
+        return self._parsed(call, ResumedRun.from_json)
 
     def cancel_failure_callback(self, dlq_id: Any) -> Flow[None]:
-        call = Call("DELETE", dlq_path(f"{DLQ}/callback", dlq_id), redirect_is_success=True)
-        return self._cancel_failure_callback(call, dlq_id)
+        call = Call(
+            "DELETE",
+            dlq_path(f"{DLQ}/callback", dlq_id),
+            redirect_is_success=True,
+            acts=True,
+            dlq_ids=(check_dlq_id(dlq_id, "dlq_id"),),
+        )
+        return self._done(call)
 
-    def _cancel_failure_callback(self, call: Call, dlq_id: str) -> Flow[None]:
+    def _done(self, call: Call) -> Flow[None]:
         answer = yield from self.exchange(call)
-        if answer.status == 400 and answer.earlier_attempt_may_have_acted:
-            entry = yield from self._fetch(dlq_id)
-            if entry is not None and entry.failure_function_state == "CALLBACK_CANCELED":
-                return  # the lost attempt cancelled it
         self.done(answer)
 
     # --- flow control ---------------------------------------------------------------------
@@ -290,96 +269,42 @@ class Operations:
     def bulk_pages(
         self, action: Action, filters: Any, overrides: Any, count: Any, all: Any
     ) -> PageFlow[BulkResult]:
-        checked = self._bulk_filters(filters, all)
-        headers, limit = Overrides.coerce(overrides).to_headers(), self._count(count)
+        checked, limit = self._bulk_filters(filters, all, count)
+        headers = Overrides.coerce(overrides).to_headers()
         path = f"{DLQ}/{action}"
 
-        def call(cursor: str | None, params: list[tuple[str, str]]) -> Call:
-            return Call("POST", path, _paged(params, cursor, limit), headers)
-
         def page(cursor: str | None) -> Flow[BulkResult]:
-            return self._bulk(checked, check_cursor(cursor), call, BulkResult.from_json)
+            call = self._bulk_call("POST", path, checked, check_cursor(cursor), limit, headers)
+            return self._parsed(call, BulkResult.from_json)
 
         return page
 
     def delete_pages(self, filters: Any, count: Any, all: Any) -> PageFlow[DeleteResult]:
-        checked, limit = self._bulk_filters(filters, all), self._count(count)
-
-        def call(cursor: str | None, params: list[tuple[str, str]]) -> Call:
-            return Call("DELETE", DLQ, _paged(params, cursor, limit))
+        checked, limit = self._bulk_filters(filters, all, count)
 
         def page(cursor: str | None) -> Flow[DeleteResult]:
-            return self._bulk(checked, check_cursor(cursor), call, DeleteResult.from_json)
+            call = self._bulk_call("DELETE", DLQ, checked, check_cursor(cursor), limit, {})
+            return self._parsed(call, DeleteResult.from_json)
 
         return page
 
-    def _bulk(
-        self,
+    @staticmethod
+    def _bulk_call(
+        method: str,
+        path: str,
         filters: DLQFilters,
         cursor: str | None,
-        make_call: Callable[[str | None, list[tuple[str, str]]], Call],
-        parse: Callable[[Mapping[str, Any]], R],
-    ) -> Flow[R]:
-        if filters.dlq_ids and cursor:
-            accepted = "no cursor: calls by dlq_ids act on all of them at once"
-            raise ValidationError("cursor", cursor, accepted, "cannot be used with dlq_ids")
+        count: int | None,
+        headers: Mapping[str, str],
+    ) -> Call:
+        """One bulk action call; by dlq_ids it names the ids and nothing else."""
         if filters.dlq_ids:
-
-            def by_ids(ids: tuple[str, ...]) -> Call:
-                return make_call(None, DLQFilters(dlq_ids=ids).to_params())
-
-            return self._bulk_by_ids(filters.dlq_ids, by_ids, parse)
-        return self._bulk_by_filters(make_call(cursor, filters.to_params()), parse)
-
-    def _bulk_by_filters(self, call: Call, parse: Callable[[Mapping[str, Any]], R]) -> Flow[R]:
-        answer = yield from self.exchange(call)
-        result = self.result(answer, parse)
-        if not answer.earlier_attempt_may_have_acted:
-            return result
-        logger.warning(
-            "%s %s: an earlier attempt's answer was lost; what it acted on has left the DLQ "
-            "and this attempt acted on what remained; the lost attempt's results are unknown",
-            call.method,
-            call.path,
-        )
-        return replace(result, answer_lost=True)
-
-    def _bulk_by_ids(
-        self,
-        dlq_ids: tuple[str, ...],
-        make_call: Callable[[tuple[str, ...]], Call],
-        parse: Callable[[Mapping[str, Any]], R],
-    ) -> Flow[R]:
-        """Act on ``dlq_ids``; on a 404 after a lost answer, find out what is left and redo.
-
-        The lost attempt may have acted on some ids, which then left the DLQ and make the
-        retry answer 404 ``Some DLQ messages were not found``. Each id is looked up: the ones
-        gone are reported in ``lost_dlq_ids``; the call is re-sent for the ones still there.
-        """
-        remaining = dlq_ids
-        lost: tuple[str, ...] = ()
-        while True:
-            answer = yield from self.exchange(make_call(remaining))
-            if answer.status != 404 or not answer.earlier_attempt_may_have_acted:
-                break
-            still_there = []
-            for dlq_id in remaining:
-                if (yield from self._fetch(dlq_id)) is not None:
-                    still_there.append(dlq_id)
-            gone = tuple(dlq_id for dlq_id in remaining if dlq_id not in still_there)
-            if not gone:
-                raise self.error(answer)  # a 404 that the lost answer does not explain
-            lost += gone
-            logger.warning(
-                "%s %s: answer lost; %d entries were acted on by the lost attempt, "
-                "%d remain and are sent again",
-                *(answer.call.method, answer.call.path, len(gone), len(still_there)),
-            )
-            if not still_there:
-                return replace(parse({}), lost_dlq_ids=lost, answer_lost=True)
-            remaining = tuple(still_there)
-        result = self.result(answer, parse)
-        return replace(result, lost_dlq_ids=lost, answer_lost=bool(lost))
+            if cursor:
+                accepted = "no cursor: calls by dlq_ids act on all of them at once"
+                raise ValidationError("cursor", cursor, accepted, "cannot be used with dlq_ids")
+            params = tuple(DLQFilters(dlq_ids=filters.dlq_ids).to_params())
+            return Call(method, path, params, headers, acts=True, dlq_ids=filters.dlq_ids)
+        return Call(method, path, _paged(filters.to_params(), cursor, count), headers, acts=True)
 
 
 def _flow_control_path(key: Any) -> str:

@@ -137,8 +137,9 @@ class WorkflowDLQClient:
     def resume(self, dlq_id: str, overrides: OverridesArg = None) -> ResumedRun:
         """Continue the failed run from its failed step, as a NEW run (the entry leaves the DLQ).
 
-        If an attempt's answer is lost and the retry answers 404, :class:`AnswerLostError`
-        says the lost attempt most likely resumed it (its new run id is unknown).
+        Sent at most once: if the outcome is unclear (read timeout, dropped connection, 502,
+        504) :class:`OutcomeUnknownError` is raised and nothing is re-sent; only a 429, a 503
+        or a connection never made is retried. A 404 is :class:`NotFoundError`.
         """
         return self._run(self._ops.act_on_one("resume", dlq_id, overrides))
 
@@ -155,7 +156,7 @@ class WorkflowDLQClient:
         self._run(self._ops.cancel_failure_callback(dlq_id))
 
     def delete(self, dlq_id: str) -> None:
-        """Remove one entry; a 404 on a retry after a lost answer counts as deleted."""
+        """Remove one entry; at most once, as :meth:`resume` (a 404 is NotFoundError)."""
         self._run(self._ops.delete(dlq_id))
 
     # --- flow control (pacing, and the kill switch of a redrive) ---------------------------
@@ -188,16 +189,14 @@ class WorkflowDLQClient:
         Empty filters select the WHOLE DLQ and are refused unless ``all=True``. Follow
         ``cursor`` (or use :meth:`iter_resume_bulk`) while the result is not ``done``.
 
-        Lost answers (network error after sending, or 502/503/504) are retried safely:
+        Sent at most once: an unclear outcome (network error after sending, read timeout,
+        502, 504) raises :class:`OutcomeUnknownError` (with the named ``dlq_ids``) and
+        nothing is re-sent; only a 429, a 503 or a connection never made is retried.
 
-        - with filters, entries the lost attempt resumed have left the DLQ, so the retry
-          acts on what remains and nothing is resumed twice; the lost attempt's new run ids
-          are unknown and the result says so with ``answer_lost=True`` (with ``count``, the
-          call as a whole may then have acted on more than ``count`` entries);
-        - with ``dlq_ids``, a retry answers 404 for ids the lost attempt already resumed:
-          the client looks each id up, re-sends for the ones still in the DLQ and lists the
-          others in ``lost_dlq_ids`` (acted on, new run id unknown). A 404 on the first
-          attempt is a real :class:`NotFoundError`.
+        With ``dlq_ids`` no ``count`` or ``cursor`` is accepted (Upstash ignores other
+        filters then); a non-empty ``cursor`` in the result means the server acted on fewer
+        ids than named. A 404 (``Some DLQ messages were not found``) is
+        :class:`NotFoundError`.
 
         A 400 to a call with a stale ``cursor`` raises :class:`BadRequestError`; starting the
         walk again with the same filters is safe, as resumed entries are gone.
@@ -248,7 +247,7 @@ class WorkflowDLQClient:
         count: int | None = None,
         all: bool = False,
     ) -> DeleteResult:
-        """Delete the selected entries; same ``all`` guard and lost-answer rules as resume."""
+        """Delete the selected entries; same ``all`` guard and at-most-once rule as resume."""
         return self._run(self._ops.delete_pages(filters, count, all)(cursor))
 
     def iter_delete_bulk(

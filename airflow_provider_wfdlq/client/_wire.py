@@ -22,6 +22,7 @@ from airflow_provider_wfdlq.client.errors import (
     AuthError,
     BadRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -40,13 +41,20 @@ _ERROR_EXCERPT = 200
 
 @dataclass(frozen=True)
 class Call:
-    """One HTTP exchange to make: never a body, never the token (added at send time)."""
+    """One HTTP exchange to make: never a body, never the token (added at send time).
+
+    ``acts``: the call changes the DLQ (resume, restart, delete, callback retry/cancel), so
+    it is sent at most once unless an outcome proves it did not act; ``dlq_ids`` are the
+    ids it names (for the error that says its outcome is unknown).
+    """
 
     method: str
     path: str
     params: tuple[tuple[str, str], ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     redirect_is_success: bool = False
+    acts: bool = False
+    dlq_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,15 +70,10 @@ Flow: TypeAlias = Generator[Call | Sleep, Outcome | None, T]
 
 @dataclass(frozen=True)
 class Answer:
-    """The final response to a call, after retries.
-
-    ``earlier_attempt_may_have_acted`` is True when a previous attempt's answer was lost
-    in a way that the server may have done the work (see ``retry.may_have_acted``).
-    """
+    """The final response to a call, after retries."""
 
     call: Call
     response: httpx.Response
-    earlier_attempt_may_have_acted: bool
 
     @property
     def status(self) -> int:
@@ -166,6 +169,15 @@ def api_error(answer: Answer, token: str, now: float, hint: str = "") -> APIErro
 def transport_error(call: Call, exc: httpx.RequestError, token: str) -> TransportError:
     detail = redact(f"{type(exc).__name__}: {exc}", token)
     return TransportError(detail, call.method, call.path)
+
+
+def outcome_unknown(call: Call, outcome: Outcome, token: str) -> OutcomeUnknownError:
+    """The error for an action call whose outcome may hide work the server did."""
+    if isinstance(outcome, httpx.Response):
+        detail = f"HTTP {outcome.status_code}: {_error_text(outcome)}"
+    else:
+        detail = f"{type(outcome).__name__}: {outcome}"
+    return OutcomeUnknownError(call.method, call.path, call.dlq_ids, redact(detail, token))
 
 
 def json_object(answer: Answer) -> Mapping[str, Any]:

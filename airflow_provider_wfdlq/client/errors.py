@@ -73,24 +73,6 @@ class NotFoundError(APIError):
     """404: the DLQ entry (or one of several) does not exist (any more)."""
 
 
-class AnswerLostError(NotFoundError):
-    """A retried single-entry call answered 404 after an earlier attempt's answer was lost.
-
-    The earlier attempt (network error after sending, or 502/503/504) most likely did act on
-    the entry, which then left the DLQ; the new workflow run id it issued is unknown.
-    """
-
-    def __init__(
-        self, status: int, error: str, method: str, path: str, hint: str = "", dlq_id: str = ""
-    ) -> None:
-        self.dlq_id = dlq_id
-        super().__init__(status, error, method, path, hint)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        args = (self.status, self.error, self.method, self.path, self.hint, self.dlq_id)
-        return (type(self), args)
-
-
 class RateLimitedError(APIError):
     """429 that could not be waited out: ``retry_after`` is the advised wait in seconds."""
 
@@ -129,6 +111,39 @@ class TransportError(WFDLQError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self).split(" failed: ", 1)[-1], self.method, self.path))
+
+
+class OutcomeUnknownError(WFDLQError):
+    """An ACTION call (resume, restart, delete, callback retry/cancel) got no clear outcome.
+
+    The request may have reached the server (network error after sending, read timeout,
+    502, 504, a dropped connection): the server may or may not have acted, and the client
+    did NOT send it again, because acting twice (resuming a checkout twice) is worse than
+    not knowing. ``dlq_ids`` are the ids the call named (empty for a call by filters).
+    Look at the DLQ and the run logs before acting on these entries again.
+    """
+
+    def __init__(
+        self, method: str, path: str, dlq_ids: tuple[str, ...] = (), detail: str = ""
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.dlq_ids = tuple(dlq_ids)
+        self.detail = detail
+        named = (
+            f"DLQ entries {', '.join(self.dlq_ids)}"
+            if len(self.dlq_ids) <= 10
+            else f"{len(self.dlq_ids)} DLQ entries ({', '.join(self.dlq_ids[:10])}, ...)"
+        )
+        target = named if self.dlq_ids else "the entries its filters select"
+        super().__init__(
+            f"{method} {path}: outcome unknown ({detail or 'no answer'}); the server may or may "
+            f"not have acted on {target}, and nothing was re-sent; check the DLQ and the run "
+            "logs before acting on them again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.method, self.path, self.dlq_ids, self.detail))
 
 
 def redact(text: str, secret: str) -> str:

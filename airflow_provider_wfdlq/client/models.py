@@ -220,16 +220,17 @@ class DLQPage:
 class BulkResult:
     """The answer to one bulk resume/restart call.
 
-    ``lost_dlq_ids``: ids a dlq_ids call acted on in an attempt whose answer was lost, so
-    their new run ids are unknown. ``answer_lost``: some attempt of this call may have acted
-    and its answer is lost (for a filter call the ids are unknown too); ``runs`` is then
-    incomplete. See ``WorkflowDLQClient.resume_bulk``.
+    ``cursor`` is the answer's cursor (None when empty or missing). On a call by filters it
+    continues the walk; on a call by dlq_ids a cursor means the server acted on FEWER ids
+    than named (a per-call cap): the ids still in the DLQ were not acted on.
+
+    ``lost_dlq_ids`` is always empty: kept only so older callers still read; an action
+    whose answer is lost now raises ``OutcomeUnknownError`` instead of being re-sent.
     """
 
     runs: tuple[ResumedRun, ...]
     cursor: str | None
     lost_dlq_ids: tuple[str, ...] = ()
-    answer_lost: bool = False
 
     @property
     def done(self) -> bool:
@@ -243,12 +244,10 @@ class BulkResult:
 
 @dataclass(frozen=True)
 class DeleteResult:
-    """The answer to one bulk delete; ``lost_dlq_ids``/``answer_lost`` as in BulkResult."""
+    """The answer to one bulk delete; ``cursor`` as in :class:`BulkResult`."""
 
     deleted: int
     cursor: str | None
-    lost_dlq_ids: tuple[str, ...] = ()
-    answer_lost: bool = False
 
     @property
     def done(self) -> bool:

@@ -3,6 +3,11 @@
 Retried: network errors and timeouts, 429 (until the advertised reset), 502/503/504 (capped
 exponential backoff with full jitter). Never retried: 500 (the server decided) and every
 other 4xx (sending the same request again cannot change the answer).
+
+ACTION calls (resume, restart, delete, callback retry/cancel) are at most once: they are
+re-sent only after an outcome that provably did not act (429, 503, a connection never
+made); any outcome for which :func:`may_have_acted` is True ends the call instead (the
+operations raise ``OutcomeUnknownError``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ from random import random as _random_unit
 
 import httpx
 
-__all__ = ["RETRIED_STATUSES", "RetryPolicy", "may_have_acted", "rate_limit_wait"]
+__all__ = [
+    "AMBIGUOUS_STATUSES",
+    "RETRIED_STATUSES",
+    "RetryPolicy",
+    "may_have_acted",
+    "rate_limit_wait",
+]
 
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 GATEWAY_STATUSES = frozenset({502, 503, 504})
@@ -76,15 +87,22 @@ class RetryPolicy:
         return None
 
 
-def may_have_acted(outcome: httpx.Response | httpx.RequestError) -> bool:
-    """Could the server have carried out a request whose answer we did not get?
+AMBIGUOUS_STATUSES = frozenset({502, 504})
+"""A proxy's answer: the request may have reached the server and been carried out."""
 
-    A connection that was never made carried nothing, and a 429 is refused before any work;
-    any other network error, or a gateway status, may hide a request that was done.
+
+def may_have_acted(outcome: httpx.Response | httpx.RequestError) -> bool:
+    """Could the server have carried out a request whose outcome we did not learn?
+
+    A connection that was never made carried nothing (ConnectError, ConnectTimeout,
+    PoolTimeout, or a request httpx refused to build); a 429 and a 503 are answers of the
+    server refusing the work. Any other network error (read timeout, dropped connection,
+    an answer that could not be read) or a 502/504 from a proxy may hide a request that
+    was done.
     """
     if isinstance(outcome, httpx.RequestError):
         return not isinstance(outcome, _NEVER_SENT + _NOT_RETRIED)
-    return outcome.status_code in GATEWAY_STATUSES
+    return outcome.status_code in AMBIGUOUS_STATUSES
 
 
 def _seconds_until(reset: str | None, now: float) -> float | None:
