@@ -1,33 +1,122 @@
-"""Where a redrive keeps its place between pages, so a retried task goes on from there."""
+"""Durable per-task state: where a redrive is, and the ledger of every id it ever sent.
+
+Both live in a key-value store that survives task retries: Airflow's ``task_state_store``
+in a task (3.3+), a :class:`MemoryStore` in tests and outside Airflow.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-
-class CheckpointStore(Protocol):
-    """Durable per-try state: Airflow's ``task_state_store`` in a task, memory in tests."""
-
-    def load(self) -> dict[str, Any] | None: ...
-
-    def save(self, state: dict[str, Any]) -> None: ...
-
-    def clear(self) -> None: ...
+CHECKPOINT_KEY = "wfdlq_redrive"
+LEDGER_KEY = "wfdlq_ledger"
+CHECKPOINT_VERSION = 2
 
 
-class MemoryCheckpoint:
-    """A checkpoint that lives as long as the object: for tests and for runs without Airflow."""
+class StateStore(Protocol):
+    """What ``task_state_store`` offers: JSON values by key."""
 
-    def __init__(self, state: dict[str, Any] | None = None) -> None:
-        self.state = state
-        self.saves = 0
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class MemoryStore:
+    """A store that lives as long as the object: tests, and runs without Airflow."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.writes = 0
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        # Strict JSON in, as task_state_store takes: a tuple or a set fails here too.
+        self.data[key] = json.loads(json.dumps(value))
+        self.writes += 1
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+class Checkpoint:
+    """The walk's position and report so far, one JSON value."""
+
+    def __init__(self, store: StateStore, key: str = CHECKPOINT_KEY) -> None:
+        self._store, self._key = store, key
 
     def load(self) -> dict[str, Any] | None:
-        return None if self.state is None else dict(self.state)
+        value = self._store.get(self._key)
+        if isinstance(value, dict) and value.get("version") == CHECKPOINT_VERSION:
+            return dict(value)
+        return None
 
     def save(self, state: dict[str, Any]) -> None:
-        self.state = dict(state)
-        self.saves += 1
+        self._store.set(self._key, {"version": CHECKPOINT_VERSION, **state})
 
     def clear(self) -> None:
-        self.state = None
+        self._store.delete(self._key)
+
+
+class Ledger:
+    """Every id this task named in an action call, across all its tries (I2).
+
+    Written before the call goes out, one chunk per call, so a worker that dies mid-call
+    leaves the ids it may have acted on in the ledger. No id in the ledger is ever sent
+    again, whatever the DLQ shows; the only way out is :meth:`release`, for ids named in
+    a call the server answered with a refusal (it acted on nothing).
+
+    Chunks keep each write small (no rewrite of a growing list per call); the head key
+    holds the chunk count, written after the chunk, so a chunk whose head write was lost
+    was never sent.
+    """
+
+    def __init__(self, store: StateStore, key: str = LEDGER_KEY) -> None:
+        self._store, self._key = store, key
+        head = store.get(key)
+        self.chunks = int(head.get("chunks", 0)) if isinstance(head, dict) else 0
+        self._sent: set[str] = set()
+        self._chunk_ids: list[list[str]] = []
+        for n in range(self.chunks):
+            chunk = store.get(f"{key}.{n}") or {}
+            ids = [str(i) for i in chunk.get("ids", [])]
+            if chunk.get("released"):
+                self._sent.difference_update(ids)
+            else:
+                self._sent.update(ids)
+            self._chunk_ids.append([] if chunk.get("released") else ids)
+
+    def __contains__(self, dlq_id: object) -> bool:
+        return dlq_id in self._sent
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    def record(self, ids: Iterable[str]) -> int:
+        """Note ``ids`` as sent (before sending); returns the chunk number."""
+        chunk = list(ids)
+        self._write({"ids": chunk})
+        self._sent.update(chunk)
+        self._chunk_ids.append(chunk)
+        return self.chunks - 1
+
+    def release(self, ids: Iterable[str]) -> None:
+        """The server refused the call that named ``ids``: it acted on none of them."""
+        chunk = list(ids)
+        self._write({"ids": chunk, "released": True})
+        self._sent.difference_update(chunk)
+        self._chunk_ids.append([])
+
+    def sent_since(self, chunk: int) -> list[str]:
+        """The ids recorded in chunks ``chunk`` and later (a dead try's calls in flight)."""
+        return [i for ids in self._chunk_ids[chunk:] for i in ids if i in self._sent]
+
+    def _write(self, value: dict[str, Any]) -> None:
+        self._store.set(f"{self._key}.{self.chunks}", value)
+        self.chunks += 1
+        self._store.set(self._key, {"chunks": self.chunks})

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
-
-from airflow_provider_wfdlq.client import DLQMessage
 
 #: How many new runs the XCom result names before it says ``runs_truncated``.
 DEFAULT_MAX_RUNS_IN_RESULT = 1000
@@ -49,21 +47,6 @@ class JsonLinesSink:
         self._stream.flush()
 
 
-def entry_record(message: DLQMessage, event: str, **extra: Any) -> dict[str, Any]:
-    """The report line for one DLQ entry: what failed, where, and what was done to it."""
-    record: dict[str, Any] = {
-        "event": event,
-        "dlq_id": message.dlq_id,
-        "workflow_url": message.workflow_url,
-        "workflow_run_id": message.workflow_run_id,
-        "created_at": message.created_at,
-        "response_status": message.response_status,
-        "failure_function_state": message.failure_function_state,
-    }
-    record.update(extra)
-    return record
-
-
 @dataclass
 class RedriveReport:
     """Counts, the cursor where the walk stopped, and a bounded list of the new runs."""
@@ -85,19 +68,33 @@ class RedriveReport:
     expiring: list[dict[str, Any]] = field(default_factory=list)
     #: What the canary and the circuit breaker saw, and whether they tripped.
     safety: dict[str, Any] = field(default_factory=dict)
+    #: Entries the latest listing found (matching the filters) and selected to act on.
+    found: int = 0
+    selected: int = 0
 
     def add_expiring(self, record: Mapping[str, Any]) -> None:
         if len(self.expiring) < MAX_EXPIRING:
             self.expiring.append(dict(record))
 
-    def add_run(self, dlq_id: str, workflow_run_id: str | None, created_at: int | None) -> None:
-        """Name a new run in the result, up to ``max_runs``; beyond that only count it."""
+    def add_run(
+        self,
+        dlq_id: str | None,
+        workflow_run_id: str,
+        created_at: int | None,
+        paired_by: str | None,
+    ) -> None:
+        """Name a new run in the result, up to ``max_runs``; beyond that only count it.
+
+        ``paired_by`` is the basis of the dlqId -> run pair (``single_id``: a fact;
+        ``answer_order``: inferred); a run the server made that cannot be paired has
+        ``dlq_id`` None."""
         if len(self.runs) < self.max_runs:
             self.runs.append(
                 {
                     "dlq_id": dlq_id,
                     "workflow_run_id": workflow_run_id,
                     "workflow_created_at": created_at,
+                    "paired_by": paired_by,
                 }
             )
         else:
@@ -122,6 +119,8 @@ class RedriveReport:
             "policies": dict(self.policies),
             "expiring": list(self.expiring),
             "safety": dict(self.safety),
+            "found": self.found,
+            "selected": self.selected,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -151,7 +150,7 @@ class RedriveReport:
 
 
 def format_table(
-    messages: list[DLQMessage], when: Callable[[int | None], str], body_chars: int = 60
+    items: Sequence[Any], when: Callable[[int | None], str], body_chars: int = 60
 ) -> str:
     """The dry run's readable table: one row per entry, the columns an on-call engineer reads."""
     header = (
@@ -165,8 +164,8 @@ def format_table(
         "labels",
     )
     rows = [header]
-    for m in messages:
-        body = (m.response_body or "").replace("\n", " ")
+    for m in items:
+        body = (m.excerpt or "").replace("\n", " ")
         rows.append(
             (
                 m.dlq_id,

@@ -6,10 +6,11 @@ the async client (:func:`poll_async`), and a redrive canary calls the blocking
 :func:`follow_runs`; :func:`decide` is the one place that turns what was seen into a verdict.
 
 How a poll stays cheap for many runs: ``GET /v2/workflows/logs`` takes
-``workflowRuns=ID1@MS1,ID2@MS2,...`` (at most :data:`MAX_RUNS_PER_CALL` per call), so a poll
-asks about the open runs 100 at a time, and a run that reached a final state
-(``RUN_SUCCESS``, ``RUN_FAILED``, ``RUN_CANCELED``) is never asked about again. Following
-1,000 runs costs 10 requests on the first poll and fewer as runs finish, instead of 1,000.
+``workflowRuns=ID1@MS1,ID2@MS2,...`` (at most :data:`MAX_RUNS_PER_CALL`, 10, per call: the
+logs API pages at most 10 runs), so a poll asks about the open runs 10 at a time, and a run
+that reached a final state (``RUN_SUCCESS``, ``RUN_FAILED``, ``RUN_CANCELED``) is never asked
+about again. Following 1,000 runs costs 100 requests on the first poll and fewer as runs
+finish, instead of 1,000.
 Rate limits (429) are waited out by the client's retry policy; what outlasts it is a
 transient error (:func:`is_transient`) and the next poll simply tries again, keeping what the
 pages before the error taught.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from airflow_provider_wfdlq.client import (
+    MAX_LOG_RUNS,
     AsyncWorkflowDLQClient,
     RunLogPage,
     ValidationError,
@@ -61,8 +63,9 @@ SUCCESS: Final = "RUN_SUCCESS"
 FAILED: Final = "RUN_FAILED"
 CANCELED: Final = "RUN_CANCELED"
 FINAL_RUN_STATES: Final = (SUCCESS, FAILED, CANCELED)
-MAX_RUNS_PER_CALL: Final = 100
-"""The most ``workflowRuns`` one logs call may name (and the logs page size)."""
+MAX_RUNS_PER_CALL: Final = MAX_LOG_RUNS
+"""The most ``workflowRuns`` one logs call may name, and the logs page size: 10 ("Run mode:
+Max 10 (default 10)", workflow/openapi.yaml); the client refuses more."""
 ON_TIMEOUT: Final = ("fail", "report")
 MAX_LISTED: Final = 1000
 """How many failed / canceled / running runs an outcome names before it only counts."""
@@ -513,7 +516,7 @@ class RunFollower:
     """Polls one :class:`RunWatch`, remembering final states between polls.
 
     ``known`` seeds that memory (what a first poke saw, handed to the trigger).
-    ``batch_size`` is how many runs one logs call names (the API allows 100).
+    ``batch_size`` is how many runs one logs call names (the API allows 10).
     """
 
     def __init__(

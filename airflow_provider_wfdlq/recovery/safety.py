@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_provider_wfdlq.client import Overrides, ValidationError, WorkflowDLQClient
 from airflow_provider_wfdlq.client.validation import check_bool, check_count, check_ratio
+from airflow_provider_wfdlq.recovery.rendered import require_value
 from airflow_provider_wfdlq.recovery.runs import (
     FINAL_RUN_STATES,
     MAX_RUNS_PER_CALL,
@@ -42,10 +43,10 @@ def _positive(value: Any, field: str) -> float:
 
 
 def _breaker_ratio(value: Any) -> float:
-    ratio = check_ratio(value, "breaker_max_failure_ratio")
+    ratio = check_ratio(value, "safety.breaker_max_failure_ratio")
     if ratio >= 1.0:  # "more than 100% failed" never happens: a breaker that cannot trip
         raise ValidationError(
-            "breaker_max_failure_ratio", value, "a ratio from 0.0 to below 1.0, or None"
+            "safety.breaker_max_failure_ratio", value, "a ratio from 0.0 to below 1.0, or None"
         )
     return ratio
 
@@ -68,30 +69,45 @@ class SafetyPolicy:
     breaker_max_failure_ratio: float | None = None
     breaker_min_finished: int = 20
     pause_on_trip: bool = False
+    pause_on_kill: bool = False
+    #: Restart (from the first step) a resumed run that failed again because the workflow's
+    #: code changed before its failed step, at most ``max_restarts`` times per task.
+    restart_incompatible: bool = False
+    max_restarts: int = 100
 
     @classmethod
     def build(cls, **raw: Any) -> SafetyPolicy:
+        """From the operator's ``safety={...}``. A key left out keeps its default; a key
+        whose value is Python None turns that policy off (``canary``, the breaker); a
+        rendered null-ish text fails (it never switches a limit off)."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValidationError("safety", unknown[0], f"one of {', '.join(sorted(known))}")
-        canary = raw.get("canary")
-        breaker = raw.get("breaker_max_failure_ratio")
-        pause = check_bool(raw.get("pause_on_trip", False), "pause_on_trip")
+
+        def given(name: str, default: Any) -> Any:
+            value = raw.get(name, default)
+            return value if value is None else require_value(f"safety.{name}", value)
+
+        canary = given("canary", None)
+        breaker = given("breaker_max_failure_ratio", None)
         return cls(
-            canary=None if canary in (None, "", "None", 0) else check_count(canary, "canary"),
+            canary=None if canary in (None, 0) else check_count(canary, "safety.canary"),
             canary_min_success_ratio=check_ratio(
-                raw.get("canary_min_success_ratio", 0.9), "canary_min_success_ratio"
+                given("canary_min_success_ratio", 0.9), "safety.canary_min_success_ratio"
             ),
-            canary_timeout=_seconds(raw.get("canary_timeout", 900.0), "canary_timeout"),
-            poll_interval=_positive(raw.get("poll_interval", 15.0), "poll_interval"),
-            breaker_max_failure_ratio=None
-            if breaker in (None, "", "None")
-            else _breaker_ratio(breaker),
+            canary_timeout=_seconds(given("canary_timeout", 900.0), "safety.canary_timeout"),
+            poll_interval=_positive(given("poll_interval", 15.0), "safety.poll_interval"),
+            breaker_max_failure_ratio=None if breaker is None else _breaker_ratio(breaker),
             breaker_min_finished=check_count(
-                raw.get("breaker_min_finished", 20), "breaker_min_finished"
+                given("breaker_min_finished", 20), "safety.breaker_min_finished"
             ),
-            pause_on_trip=pause,
+            pause_on_trip=check_bool(given("pause_on_trip", False), "safety.pause_on_trip"),
+            pause_on_kill=check_bool(given("pause_on_kill", False), "safety.pause_on_kill"),
+            restart_incompatible=check_bool(
+                given("restart_incompatible", False), "safety.restart_incompatible"
+            ),
+            max_restarts=check_count(given("max_restarts", 100), "safety.max_restarts"),
         )
 
     @classmethod

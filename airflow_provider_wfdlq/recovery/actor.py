@@ -1,0 +1,297 @@
+"""Step two of a redrive: act on a batch of planned entries, and say what became of each.
+
+What it relies on, and what it does where Upstash is silent:
+
+- **At most once (I2).** Every id goes into the :class:`Ledger` before the call that
+  names it goes out, and an id in the ledger is never sent again. The client re-sends an
+  action only after an outcome that provably did not act (429, an answered 503, a
+  connection never made); anything else raises ``OutcomeUnknownError``. A refusal (4xx)
+  acted on nothing (HTTP's meaning; Upstash does not say otherwise), so its ids are
+  released from the ledger.
+- **Lost answers.** Resolved by what the DLQ shows only where this walk has seen the
+  server remove a resumed entry at once (:class:`LeaveProbe`); otherwise the entries are
+  reported ``answer_lost_unknown`` with a loud warning.
+- **Pairs (I3).** A dlqId -> run pair is a fact only when one id went in the call
+  (``single_id``); in a bulk call the pairs follow the answer's order and say so
+  (``answer_order``). ``exact`` sends one id per call, with bounded concurrency.
+- **Fewer runs than ids.** The server acted on only some of the ids (a per-call cap, or
+  a cursor in the answer): which ones is resolved by the DLQ as above, never by sending
+  again; later batches are no larger than what the server took.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from airflow_provider_wfdlq.client import (
+    APIError,
+    DLQFilters,
+    NotFoundError,
+    OutcomeUnknownError,
+    Overrides,
+    ResumedRun,
+    ServerError,
+    WorkflowDLQClient,
+)
+from airflow_provider_wfdlq.recovery.checkpoint import Ledger
+from airflow_provider_wfdlq.recovery.plan import Item
+from airflow_provider_wfdlq.recovery.states import Action, Outcome, PairedBy
+
+log = logging.getLogger("airflow_provider_wfdlq.recovery")
+
+#: Upstash's docs: a bulk call acts on at most 50 runs per request.
+MAX_BATCH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What became of one entry the actor was given."""
+
+    item: Item
+    outcome: Outcome
+    run: ResumedRun | None = None
+    paired_by: PairedBy | None = None
+    reason: str | None = None
+
+
+class LeaveProbe:
+    """Has this walk seen the server remove a resumed entry from the DLQ at once?
+
+    After each call with a clear answer, one entry it acted on is read back. One that is
+    still there (resumed entries stay, or leave late) latches "not proven" for the whole
+    walk: lost answers are then never resolved by what the DLQ shows.
+    """
+
+    def __init__(self, seen_leave: bool = False, seen_stay: bool = False) -> None:
+        self.seen_leave, self.seen_stay = seen_leave, seen_stay
+
+    @property
+    def proven(self) -> bool:
+        return self.seen_leave and not self.seen_stay
+
+    def saw(self, present: bool) -> None:
+        if present:
+            if not self.seen_stay:
+                log.warning(
+                    "An entry resumed with a clear answer is still in the DLQ: this server "
+                    "keeps resumed entries (or removes them late). Lost answers will not be "
+                    "resolved by what the DLQ shows."
+                )
+            self.seen_stay = True
+        else:
+            self.seen_leave = True
+
+    def to_state(self) -> dict[str, bool]:
+        return {"seen_leave": self.seen_leave, "seen_stay": self.seen_stay}
+
+
+class BatchActor:
+    """Acts on batches by ``dlqIds`` with the ledger; one object per walk."""
+
+    def __init__(
+        self,
+        client: WorkflowDLQClient,
+        action: Action,
+        ledger: Ledger,
+        *,
+        probe: LeaveProbe,
+        exact: bool = False,
+        concurrency: int = 4,
+        batch_limit: int = MAX_BATCH,
+        pace: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.client = client
+        self.action = action
+        self.ledger = ledger
+        self.probe = probe
+        self.exact = exact
+        self.concurrency = concurrency
+        #: Lowered when the server acts on fewer ids than a call names.
+        self.batch_limit = batch_limit
+        self.pace = pace
+        #: Runs the server made that cannot be paired with an entry (still followable).
+        self.unpaired: list[ResumedRun] = []
+        #: A refusal in an exact-pairing batch, raised by the walk once the batch is recorded.
+        self.refusal: Exception | None = None
+
+    # -- one call ---------------------------------------------------------------------------
+
+    def act(self, items: Sequence[Item], overrides: Overrides) -> list[Result]:
+        """Act on ``items`` (at most :attr:`batch_limit`) with these overrides."""
+        if not items:
+            return []
+        if self.exact or len(items) == 1:
+            return self._one_by_one(items, overrides)
+        return self._bulk(list(items), overrides)
+
+    def _bulk(self, items: list[Item], overrides: Overrides) -> list[Result]:
+        ids = [i.dlq_id for i in items]
+        self.ledger.record(ids)
+        self.pace()
+        filters = DLQFilters(dlq_ids=tuple(ids))
+        act = self.client.resume_bulk if self.action is Action.RESUME else self.client.restart_bulk
+        try:
+            answer = act(filters, overrides)
+        except NotFoundError:
+            # Refused as a whole: some entry left between listing and now. Nothing acted.
+            self.ledger.release(ids)
+            return self._after_refusal(items, overrides)
+        except (OutcomeUnknownError, ServerError) as exc:
+            if isinstance(exc, ServerError) and exc.status == 503:
+                raise self._refused(ids, exc) from exc
+            return self._resolve(items, f"answer lost ({type(exc).__name__})")
+        except APIError as exc:
+            raise self._refused(ids, exc) from exc
+        runs = list(answer.runs)
+        if len(runs) == len(items) and not answer.cursor:
+            results = [
+                Result(item, Outcome.ACTED, run, PairedBy.ANSWER_ORDER)
+                for item, run in zip(items, runs, strict=True)
+            ]
+            self._probe(items[0])
+            return results
+        return self._partial(items, runs)
+
+    def _one_by_one(self, items: Sequence[Item], overrides: Overrides) -> list[Result]:
+        self.ledger.record([i.dlq_id for i in items])
+        if len(items) == 1 or self.concurrency <= 1:
+            results = [self._single(item, overrides) for item in items]
+        else:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                results = list(pool.map(lambda item: self._single(item, overrides), items))
+        acted = [r for r in results if r.outcome is Outcome.ACTED]
+        if acted:
+            self._probe(acted[0].item)
+        return results
+
+    def _single(self, item: Item, overrides: Overrides) -> Result:
+        """One id, one call: the pair is a fact. A refusal is kept for the walk to raise
+        once the other calls of the batch are recorded."""
+        self.pace()
+        act = self.client.resume if self.action is Action.RESUME else self.client.restart
+        try:
+            run = act(item.dlq_id, overrides)
+        except NotFoundError:
+            self.ledger.release([item.dlq_id])
+            return Result(item, Outcome.VANISHED, reason="not in the DLQ any more")
+        except (OutcomeUnknownError, ServerError) as exc:
+            if not (isinstance(exc, ServerError) and exc.status == 503):
+                return self._resolve([item], f"answer lost ({type(exc).__name__})")[0]
+            self.refusal = self._refused([item.dlq_id], exc)
+            return Result(item, Outcome.LEFT, reason=f"refused: {exc}")
+        except APIError as exc:
+            self.refusal = self._refused([item.dlq_id], exc)
+            return Result(item, Outcome.LEFT, reason=f"refused: {exc}")
+        return Result(item, Outcome.ACTED, run, PairedBy.SINGLE_ID)
+
+    # -- what the answer leaves open --------------------------------------------------------
+
+    def _refused(self, ids: list[str], exc: Exception) -> Exception:
+        """The server said no to the whole call (and retries did not help): nothing acted."""
+        self.ledger.release(ids)
+        return exc
+
+    def _after_refusal(self, items: list[Item], overrides: Overrides) -> list[Result]:
+        """A bulk 404: read each entry; act on those still there, once, in a new call."""
+        present, results = [], []
+        for item in items:
+            if self._present(item.dlq_id):
+                present.append(item)
+            else:
+                results.append(Result(item, Outcome.VANISHED, reason="not in the DLQ any more"))
+        if len(present) == len(items):
+            raise NotFoundError(
+                404,
+                "a bulk call answered 404 while every id is in the DLQ",
+                "POST",
+                f"/v2/workflows/dlq/{self.action.value}",
+            )
+        if present:
+            results += self.act(present, overrides)
+        return results
+
+    def _partial(self, items: list[Item], runs: list[ResumedRun]) -> list[Result]:
+        """The server acted on fewer ids than named (or answered oddly)."""
+        self.unpaired.extend(runs)
+        if len(runs) < len(items) and len(runs) < self.batch_limit:
+            self.batch_limit = max(1, len(runs))
+            log.warning(
+                "The server acted on %d of %d ids in one call; later calls name at most %d.",
+                len(runs),
+                len(items),
+                self.batch_limit,
+            )
+        if not self.probe.proven:
+            log.error(
+                "A call named %d entries and the answer has %d runs; which entries were acted "
+                "on cannot be told on this server. They are reported answer_lost_unknown and "
+                "never sent again. Use exact pairing (one entry per call) on such a server.",
+                len(items),
+                len(runs),
+            )
+            reason = f"the call named {len(items)} ids and its answer has {len(runs)} runs"
+            return [Result(item, Outcome.UNKNOWN, reason=reason) for item in items]
+        gone = [item for item in items if not self._present(item.dlq_id)]
+        stayed = [item for item in items if item not in gone]
+        results = [
+            Result(item, Outcome.NOT_ACTED, reason="named in a call that did not act on it")
+            for item in stayed
+        ]
+        if len(gone) == len(runs):
+            del self.unpaired[len(self.unpaired) - len(runs) :]
+            basis = PairedBy.SINGLE_ID if len(runs) == 1 else PairedBy.ANSWER_ORDER
+            paired = zip(gone, runs, strict=True)
+            return results + [Result(i, Outcome.ACTED, r, basis) for i, r in paired]
+        why = f"acted on (left the DLQ); {len(runs)} runs for {len(gone)} entries: unpaired"
+        return results + [Result(i, Outcome.ACTED_RUN_UNKNOWN, reason=why) for i in gone]
+
+    def _resolve(self, items: Sequence[Item], why: str) -> list[Result]:
+        """An ambiguous outcome: what the DLQ shows, if this server can be read that way."""
+        if not self.probe.proven:
+            log.error(
+                "%s for %d entr%s on a server not seen to remove resumed entries: whether "
+                "they were acted on is unknown. They are never sent again; check them: %s",
+                why,
+                len(items),
+                "y" if len(items) == 1 else "ies",
+                ", ".join(i.dlq_id for i in items[:20]),
+            )
+            return [Result(item, Outcome.UNKNOWN, reason=why) for item in items]
+        return [
+            Result(item, Outcome.NOT_ACTED, reason=f"{why}; still in the DLQ")
+            if self._present(item.dlq_id)
+            else Result(item, Outcome.ACTED_RUN_UNKNOWN, reason=why)
+            for item in items
+        ]
+
+    def settle(self, items: Sequence[Item]) -> list[Result]:
+        """Entries a dead try had in flight: resolved like a lost answer."""
+        return self._resolve(items, "in flight when an earlier try died")
+
+    def _probe(self, item: Item) -> None:
+        if not self.probe.seen_stay:
+            self.probe.saw(self._present(item.dlq_id))
+
+    def _present(self, dlq_id: str) -> bool:
+        self.pace()
+        try:
+            self.client.get_message(dlq_id)
+        except NotFoundError:
+            return False
+        return True
+
+
+def label_groups(
+    items: Sequence[Item], base: Overrides, extra: tuple[str, ...], mode: str
+) -> list[tuple[Overrides, list[Item]]]:
+    """One call per set of labels the new runs get (the API replaces labels)."""
+    if not extra:
+        return [(base, list(items))] if items else []
+    groups: dict[tuple[str, ...], list[Item]] = {}
+    for item in items:
+        labels = extra if mode == "replace" else (*item.labels, *extra)
+        groups.setdefault(tuple(dict.fromkeys(labels)), []).append(item)
+    return [(replace(base, label=labels), group) for labels, group in groups.items()]

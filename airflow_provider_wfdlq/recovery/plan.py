@@ -1,0 +1,263 @@
+"""Step one of a redrive: list every entry the filters match, then order what was selected.
+
+Listing has no side effects, so it can start over at no risk. What it assumes of the
+server is as little as it can:
+
+- **Order.** Upstash does not state the listing order, so the worklist is sorted oldest
+  first across the whole selection (I5), whatever order the pages come in.
+- **Cursors.** A cursor the server rejects (stale) starts the listing over, narrowed to
+  what is left when the pages so far came in time order; starting over must find new
+  entries within :data:`MAX_RESTARTS_WITHOUT_PROGRESS` tries in a row. A cursor seen twice
+  would loop forever: the listing ends with :class:`ListingError` (I1).
+- **Size.** At most ``max_entries`` entries are held; past that the walk refuses.
+
+Only what acting and reporting need is kept per entry (:class:`Item`), so memory stays
+flat-ish at 100k entries; bodies and headers are looked at while listing (selection) and
+dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Container, Iterable
+from dataclasses import dataclass, replace
+
+from airflow_provider_wfdlq.client import (
+    BadRequestError,
+    DLQFilters,
+    DLQMessage,
+    NotFoundError,
+    WFDLQError,
+    WorkflowDLQClient,
+)
+
+log = logging.getLogger("airflow_provider_wfdlq.recovery")
+
+#: The list endpoint's largest page.
+MAX_PAGE = 100
+#: How often in a row starting over after a stale cursor may find nothing new.
+MAX_RESTARTS_WITHOUT_PROGRESS = 3
+#: How many pages in a row may bring no entry not seen before (a server going round).
+MAX_PAGES_WITHOUT_PROGRESS = 20
+#: The most entries one walk plans; a larger DLQ needs narrower filters or several runs.
+DEFAULT_MAX_ENTRIES = 1_000_000
+#: How much of a response body a dry run's table shows.
+EXCERPT = 200
+
+
+class ListingError(WFDLQError):
+    """The DLQ listing cannot end (a repeated cursor, no progress) or is too large."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry in the worklist: what acting on it and reporting it need, nothing more."""
+
+    dlq_id: str
+    created_at: int | None
+    workflow_url: str | None
+    workflow_run_id: str | None
+    response_status: int | None
+    failure_function_state: str | None
+    labels: tuple[str, ...]
+    #: The start of the failed step's response body, kept for a dry run's table only.
+    excerpt: str | None = None
+
+    @classmethod
+    def of(cls, m: DLQMessage, excerpt: bool = False) -> Item:
+        url = sys.intern(m.workflow_url) if m.workflow_url else None
+        state = m.failure_function_state
+        return cls(
+            m.dlq_id,
+            m.created_at,
+            url,
+            m.workflow_run_id,
+            m.response_status,
+            sys.intern(state) if state else None,
+            m.labels,
+            (m.response_body or "")[:EXCERPT] if excerpt else None,
+        )
+
+    def record(self, event: str, **extra: object) -> dict[str, object]:
+        """The report line for this entry."""
+        return {
+            "event": event,
+            "dlq_id": self.dlq_id,
+            "workflow_url": self.workflow_url,
+            "workflow_run_id": self.workflow_run_id,
+            "created_at": self.created_at,
+            "response_status": self.response_status,
+            "failure_function_state": self.failure_function_state,
+            **extra,
+        }
+
+
+def oldest_first(items: Iterable[Item]) -> list[Item]:
+    return sorted(items, key=lambda i: (i.created_at is None, i.created_at or 0, i.dlq_id))
+
+
+@dataclass
+class Listing:
+    """What one listing saw: the selected worklist (oldest first) and its counts."""
+
+    items: list[Item]
+    listed: int = 0
+    already_sent: int = 0
+    requests: int = 0
+    restarts: int = 0
+
+
+#: Decides an entry: None to act on it, else the reason it is skipped.
+Judge = Callable[[DLQMessage], "str | None"]
+OnSkip = Callable[[DLQMessage, str], None]
+OnVanished = Callable[[str], None]
+
+
+class PlanBuilder:
+    """Lists and selects; acts on nothing."""
+
+    def __init__(
+        self,
+        client: WorkflowDLQClient,
+        *,
+        judge: Judge,
+        on_skip: OnSkip,
+        on_vanished: OnVanished,
+        exclude: Container[str] = frozenset(),
+        page_size: int = MAX_PAGE,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        keep_excerpt: bool = False,
+        pace: Callable[[], None] = lambda: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.client = client
+        self.judge, self.on_skip, self.on_vanished = judge, on_skip, on_vanished
+        self.exclude = exclude
+        self.page_size = page_size
+        self.max_entries = max_entries
+        self.keep_excerpt = keep_excerpt
+        self.pace = pace
+        self.should_stop = should_stop
+
+    # -- named entries ----------------------------------------------------------------------
+
+    def by_ids(self, dlq_ids: Iterable[str]) -> Listing:
+        """Each named entry is read (selection needs its error); a missing one vanished."""
+        listing = Listing(items=[])
+        chosen: dict[str, Item] = {}
+        for dlq_id in dict.fromkeys(dlq_ids):
+            if dlq_id in self.exclude:
+                listing.already_sent += 1
+                continue
+            self.pace()
+            listing.requests += 1
+            try:
+                message = self.client.get_message(dlq_id)
+            except NotFoundError:
+                self.on_vanished(dlq_id)
+                continue
+            listing.listed += 1
+            self._take(message, chosen)
+        listing.items = oldest_first(chosen.values())
+        return listing
+
+    # -- filters ----------------------------------------------------------------------------
+
+    def by_filters(self, filters: DLQFilters) -> Listing:
+        listing = Listing(items=[])
+        seen: set[str] = set()
+        chosen: dict[str, Item] = {}
+        window = filters
+        cursor: str | None = None
+        cursors: set[str] = set()
+        low = high = None  # created-at range seen
+        direction = 0  # +1 oldest first, -1 newest first, 2 neither, 0 unknown
+        last_at: int | None = None
+        fruitless_restarts = fruitless_pages = 0
+        new_since_restart = 0
+        while True:
+            if self.should_stop():
+                raise ListingError("stopped while listing; nothing was acted on")
+            self.pace()
+            listing.requests += 1
+            try:
+                page = self.client.list_messages(window, cursor=cursor, count=self.page_size)
+            except BadRequestError as exc:
+                if cursor is None:
+                    raise
+                fruitless_restarts = 0 if new_since_restart else fruitless_restarts + 1
+                if fruitless_restarts >= MAX_RESTARTS_WITHOUT_PROGRESS:
+                    raise ListingError(
+                        f"the DLQ rejected the cursor {MAX_RESTARTS_WITHOUT_PROGRESS} times in "
+                        f"a row and starting over found nothing new ({exc.error})"
+                    ) from exc
+                listing.restarts += 1
+                new_since_restart = 0
+                window = _narrowed(filters, direction, low, high)
+                log.warning(
+                    "The DLQ rejected the cursor (%s); listing again from %s.",
+                    exc.error,
+                    "the start" if window is filters else "where it was",
+                )
+                cursor, cursors = None, set()
+                continue
+            fresh = 0
+            for message in page.messages:
+                at = message.created_at
+                if at is not None:
+                    if last_at is not None and at != last_at:
+                        step = 1 if at > last_at else -1
+                        direction = step if direction in (0, step) else 2
+                    last_at = at
+                    low = at if low is None else min(low, at)
+                    high = at if high is None else max(high, at)
+                if message.dlq_id in seen:
+                    continue
+                seen.add(message.dlq_id)
+                fresh += 1
+                listing.listed += 1
+                if len(seen) > self.max_entries:
+                    raise ListingError(
+                        f"more than {self.max_entries} entries match; narrow the filters "
+                        "(a shorter window) or raise max_entries"
+                    )
+                if message.dlq_id in self.exclude:
+                    listing.already_sent += 1
+                    continue
+                self._take(message, chosen)
+            new_since_restart += fresh
+            fruitless_pages = 0 if fresh else fruitless_pages + 1
+            if fruitless_pages >= MAX_PAGES_WITHOUT_PROGRESS:
+                raise ListingError(
+                    f"{MAX_PAGES_WITHOUT_PROGRESS} pages in a row brought no new entry"
+                )
+            next_cursor = page.cursor or None
+            if next_cursor is None:
+                break
+            if next_cursor in cursors or next_cursor == cursor:
+                raise ListingError(
+                    f"the DLQ answered cursor {next_cursor!r} twice: the listing would never "
+                    "end; nothing was acted on"
+                )
+            cursors.add(next_cursor)
+            cursor = next_cursor
+        listing.items = oldest_first(chosen.values())
+        return listing
+
+    def _take(self, message: DLQMessage, chosen: dict[str, Item]) -> None:
+        reason = self.judge(message)
+        if reason is None:
+            chosen[message.dlq_id] = Item.of(message, self.keep_excerpt)
+        else:
+            self.on_skip(message, reason)
+
+
+def _narrowed(filters: DLQFilters, direction: int, low: int | None, high: int | None) -> DLQFilters:
+    """Where to list again after a stale cursor: past what was seen, when the pages came in
+    time order (the date filters are inclusive, and entries seen again are dropped)."""
+    if direction == 1 and high is not None:
+        return replace(filters, from_date=max(high, filters.from_date or high))
+    if direction == -1 and low is not None:
+        return replace(filters, to_date=min(low, filters.to_date or low))
+    return filters
