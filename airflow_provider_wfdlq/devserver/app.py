@@ -10,8 +10,10 @@ follows, and an exception makes uvicorn close the socket.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,12 +28,13 @@ from airflow_provider_wfdlq.devserver.control import build_control_app
 from airflow_provider_wfdlq.devserver.errors import ApiError, bad_request
 from airflow_provider_wfdlq.devserver.filters import (
     MAX_LIST_PAGE,
+    MAX_RUNS_PAGE,
     TOKEN_PARAM,
     group_params,
     parse_dlq_query,
     parse_logs_query,
 )
-from airflow_provider_wfdlq.devserver.ids import CursorError, decode_cursor, encode_cursor
+from airflow_provider_wfdlq.devserver.ids import CursorError, decode_any_cursor, encode_cursor
 from airflow_provider_wfdlq.devserver.overrides import parse_overrides
 from airflow_provider_wfdlq.devserver.state import DevState
 from airflow_provider_wfdlq.devserver.world import DlqRecord, World
@@ -64,28 +67,50 @@ class Api:
     def _cursor(self, kind: str, position: list[object]) -> str:
         return encode_cursor(kind, self.world.epoch, position, self.world.clock.now_ms())
 
-    def _position(self, cursor: str | None, kind: str) -> list[object] | None:
-        if cursor is None:
-            return None
+    def _decode(self, cursor: str, kinds: tuple[str, ...]) -> tuple[str, list[object]]:
+        """(kind, position) of one of our cursors; 400 invalid or stale otherwise."""
         try:
-            epoch, position, issued = decode_cursor(cursor, kind)
+            kind, epoch, position, issued = decode_any_cursor(cursor)
         except CursorError as error:
             raise bad_request("invalid cursor") from error
+        if kind not in kinds:
+            raise bad_request("invalid cursor")
         ttl = self.world.config.cursor_ttl_seconds
         too_old = ttl is not None and self.world.clock.now_ms() - issued > ttl * 1000
         if epoch != self.world.epoch or too_old:
             raise bad_request("cursor is stale")
+        return kind, position
+
+    def _position(self, cursor: str | None, kind: str) -> list[object] | None:
+        if cursor is None:
+            return None
+        position = self._decode(cursor, (kind,))[1]
         if len(position) != 2 or not isinstance(position[0], int):
             raise bad_request("invalid cursor")
         return position
 
     def _dlq_after(self, cursor: str | None) -> tuple[int, int] | None:
         position = self._position(cursor, "dlq")
-        if position is None:
-            return None
-        if not isinstance(position[1], int):
-            raise bad_request("invalid cursor")
-        return int(str(position[0])), position[1]
+        return None if position is None else _dlq_key(position)
+
+    # ------------------------------------------------------------ answers
+
+    def _run_answer(self, run: dict[str, Any]) -> dict[str, Any]:
+        """A resume/restart answer with `workflowCreatedAt` per `created_at_format`."""
+        if self.world.config.created_at_format == "iso":
+            return {**run, "workflowCreatedAt": iso_ms(int(run["workflowCreatedAt"]))}
+        return run
+
+    def _ordered(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`workflowRuns` of a bulk answer in `answer_order` (shuffled: seeded)."""
+        order = self.world.config.answer_order
+        if order == "reversed":
+            return runs[::-1]
+        if order == "shuffled":
+            shuffled = list(runs)
+            self.world.answer_rng.shuffle(shuffled)
+            return shuffled
+        return runs
 
     # ------------------------------------------------------------ list & get
 
@@ -100,13 +125,37 @@ class Api:
         return self._list(request, extra=("source",))
 
     def _list(self, request: Request, extra: tuple[str, ...]) -> Response:
+        """Listing cursors: `dlq` (oldest first, shared with bulk walks), `dlqnew`
+        (newest first) and `dlqfrozen` (`frozen_cursor`: where the page started)."""
         self.world.settle()
         query = parse_dlq_query(request.query_params.multi_items(), bulk=False, extra=extra)
+        config = self.world.config
+        if query.cursor is not None and self.world.stale_cursor_due():
+            raise bad_request("cursor is stale")
         limit = min(query.count or MAX_LIST_PAGE, MAX_LIST_PAGE)
-        records, more = self.world.page(query.filter, self._dlq_after(query.cursor), limit)
+        newest = config.list_order == "newest"
+        after: tuple[int, int] | None = None
+        frozen = False
+        if query.cursor is not None:
+            kind, position = self._decode(query.cursor, ("dlq", "dlqnew", "dlqfrozen"))
+            frozen = kind == "dlqfrozen"
+            if frozen:
+                if not position or position[0] not in ("oldest", "newest"):
+                    raise bad_request("invalid cursor")
+                newest = position[0] == "newest"
+                after = _dlq_key(position[1:]) if len(position) > 1 else None
+            else:
+                newest = kind == "dlqnew"  # a walk keeps the order it started in
+                after = _dlq_key(position)
+        records, more = self.world.page(query.filter, after, limit, newest=newest)
         body: dict[str, Any] = {"messages": [record.message for record in records]}
-        if more:
-            body["cursor"] = self._cursor("dlq", list(records[-1].key))
+        if frozen:
+            body["cursor"] = query.cursor  # the same cursor, forever
+        elif more and config.frozen_cursor:
+            start: list[object] = ["newest" if newest else "oldest", *(after or ())]
+            body["cursor"] = self._cursor("dlqfrozen", start)
+        elif more:
+            body["cursor"] = self._cursor("dlqnew" if newest else "dlq", list(records[-1].key))
         return JSONResponse(body)
 
     async def get_one(self, request: Request) -> Response:
@@ -130,7 +179,7 @@ class Api:
         overrides = parse_overrides(request.headers)
         record = self._single(request)
         act = self.world.resume if action == "resume" else self.world.restart
-        return JSONResponse(act(record, overrides, "single"))
+        return JSONResponse(self._run_answer(act(record, overrides, "single")))
 
     async def resume_bulk(self, request: Request) -> Response:
         return self._act_bulk(request, "resume")
@@ -141,20 +190,31 @@ class Api:
     def _act_bulk(self, request: Request, action: str) -> Response:
         query = parse_dlq_query(request.query_params.multi_items(), bulk=True)
         overrides = parse_overrides(request.headers)
-        records, cursor = self._bulk_selection(query.dlq_ids, query, after_check=action)
+        records, cursor = self._bulk_selection(query.dlq_ids, query, capped=True)
         act = self.world.resume if action == "resume" else self.world.restart
-        runs = [act(record, overrides, "bulk") for record in records]
-        body: dict[str, Any] = {"workflowRuns": runs}
+        runs = [self._run_answer(act(record, overrides, "bulk")) for record in records]
+        body: dict[str, Any] = {"workflowRuns": self._ordered(runs)}
         if cursor is not None:
             body["cursor"] = cursor
         return JSONResponse(body)
 
     def _bulk_selection(
-        self, dlq_ids: list[str] | None, query: Any, after_check: str
+        self, dlq_ids: list[str] | None, query: Any, *, capped: bool
     ) -> tuple[list[DlqRecord], str | None]:
-        """The entries one bulk call acts on, and the cursor to answer (None: no cursor)."""
+        """The entries one bulk call acts on, and the cursor to answer (None: no cursor).
+
+        By `dlqIds` with `max_ids_per_call` C (resume/restart only): the first C ids not
+        yet done, in the order sent, and an `ids` cursor while ids remain; that cursor
+        sent back with the same ids goes on after them (any other cursor is ignored)."""
         self.world.settle()
-        if dlq_ids is not None:
+        cap = self.world.config.max_ids_per_call if capped else None
+        if dlq_ids is not None and cap is not None:
+            start = self._ids_offset(query.cursor, dlq_ids)
+            records = self.world.select(dlq_ids[start : start + cap])
+            cursor = None
+            if start + cap < len(dlq_ids):
+                cursor = self._cursor("ids", [start + cap, _ids_digest(dlq_ids)])
+        elif dlq_ids is not None:
             records = self.world.select(dlq_ids)
             cursor = None
         else:
@@ -162,9 +222,21 @@ class Api:
             limit = min(query.count or cap, cap)
             records, more = self.world.page(query.filter, self._dlq_after(query.cursor), limit)
             cursor = self._cursor("dlq", list(records[-1].key)) if more else ""
-        if after_check == "resume" and any(record.incompatible for record in records):
-            raise bad_request("Incompatible step name")
         return records, cursor
+
+    def _ids_offset(self, cursor: str | None, dlq_ids: list[str]) -> int:
+        if cursor is None:
+            return 0
+        try:
+            kind = decode_any_cursor(cursor)[0]
+        except CursorError:
+            return 0
+        if kind != "ids":
+            return 0
+        position = self._decode(cursor, ("ids",))[1]
+        if len(position) != 2 or not isinstance(position[0], int) or position[0] < 0:
+            raise bad_request("invalid cursor")
+        return position[0] if position[1] == _ids_digest(dlq_ids) else 0
 
     # ------------------------------------------------------------ callbacks
 
@@ -186,7 +258,7 @@ class Api:
 
     async def delete_bulk(self, request: Request) -> Response:
         query = parse_dlq_query(request.query_params.multi_items(), bulk=True)
-        records, cursor = self._bulk_selection(query.dlq_ids, query, after_check="delete")
+        records, cursor = self._bulk_selection(query.dlq_ids, query, capped=False)
         for record in records:
             self.world.delete(record, "bulk")
         body: dict[str, Any] = {"deleted": len(records)}
@@ -197,13 +269,23 @@ class Api:
     # ------------------------------------------------------------ logs & flow control
 
     async def logs(self, request: Request) -> Response:
-        query = parse_logs_query(request.query_params.multi_items())
+        return self._logs(request, group_by_required=False)
+
+    async def events(self, request: Request) -> Response:
+        """`GET /v2/workflows/events?groupBy=workflowRunId`: what the official JS client's
+        `logs()` calls; grouped by run it answers like the run logs."""
+        return self._logs(request, group_by_required=True)
+
+    def _logs(self, request: Request, *, group_by_required: bool) -> Response:
+        query = parse_logs_query(
+            request.query_params.multi_items(), group_by_required=group_by_required
+        )
         self.world.settle()
         position = self._position(query.cursor, "logs")
         before = None
         if position is not None:
             before = (int(str(position[0])), str(position[1]))
-        limit = min(query.count or MAX_LIST_PAGE, MAX_LIST_PAGE)
+        limit = min(query.count or MAX_RUNS_PAGE, MAX_RUNS_PAGE)
         runs, last = self.world.runs_page(query, before, limit)
         body: dict[str, Any] = {"runs": runs}
         if last is not None:
@@ -239,12 +321,31 @@ class Api:
             Route(f"{dlq}/{{dlq_id}}", _guard(self.get_one), methods=["GET"]),
             Route(f"{dlq}/{{dlq_id}}", _guard(self.delete_one), methods=["DELETE"]),
             Route("/v2/workflows/logs", _guard(self.logs), methods=["GET"]),
+            Route("/v2/workflows/events", _guard(self.events), methods=["GET"]),
             Route("/v2/flowControl/{key}", _guard(self.flow_control), methods=["GET"]),
             Route("/v2/flowControl/{key}/pause", _guard(self.flow_control_pause), methods=["POST"]),
             Route(
                 "/v2/flowControl/{key}/resume", _guard(self.flow_control_resume), methods=["POST"]
             ),
         ]
+
+
+def _dlq_key(position: list[object]) -> tuple[int, int]:
+    if len(position) != 2 or not all(
+        isinstance(part, int) and not isinstance(part, bool) for part in position
+    ):
+        raise bad_request("invalid cursor")
+    return int(str(position[0])), int(str(position[1]))
+
+
+def _ids_digest(dlq_ids: list[str]) -> str:
+    return hashlib.sha256(",".join(dlq_ids).encode()).hexdigest()[:16]
+
+
+def iso_ms(ms: int) -> str:
+    """Unix ms as ISO-8601 UTC text with milliseconds, like JavaScript's toISOString."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _guard(handler: Handler) -> Handler:
@@ -300,15 +401,25 @@ class DevApp:
         self.state.requests.append(entry)
         if len(self.state.requests) > REQUEST_LOG_LIMIT:  # a long CLI session stays bounded
             del self.state.requests[: REQUEST_LOG_LIMIT // 2]
+        world = self.state.world
+        world.count_api_request()
 
         has_cursor = any(name == "cursor" for name, _ in query)
+        config = world.config
         decision = self.state.faults.decide(
-            scope["method"], scope["path"], has_cursor, self.state.world.config.rate_limit_rps
+            scope["method"],
+            scope["path"],
+            has_cursor,
+            config.rate_limit_rps,
+            config.rate_limit_reset_unit,
         )
         if decision.fault is not None:
             entry["fault"] = decision.fault
-        if decision.latency_ms:
-            await asyncio.sleep(decision.latency_ms / 1000)
+        delay_ms = decision.latency_ms + config.latency_ms
+        if delay_ms:
+            # Handlers never await, so the world is only touched between awaits: the
+            # sleep lets concurrent requests overlap without a lock.
+            await asyncio.sleep(delay_ms / 1000)
 
         if not self._authorized(headers.get("authorization"), query):
             await self._answer(entry, send, error_response(401, "Unauthorized"), scope, receive)

@@ -7,6 +7,7 @@ which is what a test uses to hit one exact request. Plus a requests-per-second l
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -153,7 +154,12 @@ class FaultBook:
         self.rules.clear()
 
     def decide(
-        self, method: str, path: str, has_cursor: bool, rate_limit_rps: float | None
+        self,
+        method: str,
+        path: str,
+        has_cursor: bool,
+        rate_limit_rps: float | None,
+        reset_unit: str = "s",
     ) -> FaultDecision:
         decision = FaultDecision()
         for rule in list(self.rules):
@@ -163,9 +169,9 @@ class FaultBook:
                 decision.latency_ms += rule.latency_ms
             elif decision.fault is None:
                 decision.latency_ms += rule.latency_ms
-                self._apply(rule, decision)
+                self._apply(rule, decision, reset_unit)
         if decision.fault is None and rate_limit_rps is not None:
-            self._rate_limit(rate_limit_rps, decision)
+            self._rate_limit(rate_limit_rps, decision, reset_unit)
         return decision
 
     def _fires(self, rule: FaultRule) -> bool:
@@ -177,7 +183,7 @@ class FaultBook:
         return self._rng.random() < (rule.ratio or 0.0)
 
     @staticmethod
-    def _apply(rule: FaultRule, decision: FaultDecision) -> None:
+    def _apply(rule: FaultRule, decision: FaultDecision, reset_unit: str) -> None:
         decision.fault = rule.fault
         if rule.fault == "drop":
             decision.drop = True
@@ -187,10 +193,10 @@ class FaultBook:
             decision.status, decision.message = STATUS_FAULTS[rule.fault]
             if rule.fault == "429":
                 decision.headers = burst_headers(
-                    DEFAULT_BURST_LIMIT, int(time.time()) + rule.reset_seconds
+                    DEFAULT_BURST_LIMIT, time.time() + rule.reset_seconds, reset_unit
                 )
 
-    def _rate_limit(self, rps: float, decision: FaultDecision) -> None:
+    def _rate_limit(self, rps: float, decision: FaultDecision, reset_unit: str) -> None:
         """Sliding one-second window over real time; only accepted requests count."""
         now = time.time()
         while self._accepted and self._accepted[0] <= now - 1.0:
@@ -198,14 +204,17 @@ class FaultBook:
         if len(self._accepted) >= rps:
             decision.fault = "rate_limit"
             decision.status, decision.message = 429, "Too many requests"
-            decision.headers = burst_headers(int(rps), int(self._accepted[0] + 1.0) + 1)
+            decision.headers = burst_headers(int(rps), self._accepted[0] + 1.0, reset_unit)
             return
         self._accepted.append(now)
 
 
-def burst_headers(limit: int, reset_unix_seconds: int) -> dict[str, str]:
+def burst_headers(limit: int, reset_at: float, unit: str = "s") -> dict[str, str]:
+    """Upstash documents `Burst-RateLimit-Reset` as a unix timestamp without a unit:
+    `unit` "s" sends whole seconds (rounded up), "ms" whole milliseconds."""
+    reset = math.ceil(reset_at * 1000) if unit == "ms" else math.ceil(reset_at)
     return {
         "Burst-RateLimit-Limit": str(limit),
         "Burst-RateLimit-Remaining": "0",
-        "Burst-RateLimit-Reset": str(reset_unix_seconds),
+        "Burst-RateLimit-Reset": str(reset),
     }

@@ -14,8 +14,18 @@ CALLBACK_STATES = frozenset(
     {"CALLBACK_INPROGRESS", "CALLBACK_SUCCESS", "CALLBACK_FAIL", "CALLBACK_CANCELED"}
 )
 RUN_STATES = frozenset({"RUN_STARTED", "RUN_SUCCESS", "RUN_FAILED", "RUN_CANCELED"})
+#: Step states the logs' `state` filter also takes (workflow/openapi.yaml). Runs here
+#: have no step list, so a step state selects the runs whose state implies such a step.
+STEP_STATES: dict[str, frozenset[str]] = {
+    "STEP_SUCCESS": frozenset({"RUN_SUCCESS"}),
+    "STEP_FAILED": frozenset({"RUN_FAILED"}),
+    "STEP_PROGRESS": frozenset({"RUN_STARTED"}),
+    "STEP_CANCELED": frozenset({"RUN_CANCELED"}),
+    "STEP_RETRY": frozenset(),
+}
 MAX_LIST_PAGE = 100
-MAX_WORKFLOW_RUNS = 100
+#: Run logs are "run mode" (grouped by run): default and max page size 10.
+MAX_RUNS_PAGE = 10
 
 # The real server reads the token from this parameter too, on every endpoint.
 TOKEN_PARAM = "qstash_token"
@@ -36,6 +46,10 @@ LOGS_NAMES = frozenset(
         "label",
         "count",
         "cursor",
+        "trimBody",
+        "flowControlKey",
+        "callerIp",
+        "groupBy",
     }
 )
 MILLIS_PATTERN = re.compile(r"^\d{1,16}$")
@@ -197,10 +211,21 @@ class LogsQuery:
     labels: frozenset[str]
     count: int | None
     cursor: str | None
+    flow_control_keys: frozenset[str] = frozenset()
+    caller_ips: frozenset[str] = frozenset()
+    trim_body: int = -1
+    #: `workflowRuns` was given: every other filter is ignored (workflow/openapi.yaml).
+    by_runs: bool = False
 
     def matches(self, run: dict[str, Any]) -> bool:
+        if self.by_runs:
+            return True
         created_at = run.get("workflowRunCreatedAt", 0)
-        if self.states and run.get("workflowState") not in self.states:
+        if self.states and not self._state_matches(str(run.get("workflowState"))):
+            return False
+        if self.flow_control_keys and run.get("flowControlKey") not in self.flow_control_keys:
+            return False
+        if self.caller_ips and run.get("workflowRunCallerIp") not in self.caller_ips:
             return False
         if self.from_date is not None and created_at < self.from_date:
             return False
@@ -210,12 +235,17 @@ class LogsQuery:
             return False
         return not (self.labels and self.labels.isdisjoint(run.get("labels") or ()))
 
+    def _state_matches(self, run_state: str) -> bool:
+        return any(
+            state == run_state or run_state in STEP_STATES.get(state, frozenset())
+            for state in self.states
+        )
+
 
 def _parse_workflow_runs(grouped: dict[str, list[str]]) -> set[tuple[str, int | None]]:
+    """No cap on the number of pairs: the answer pages them, MAX_RUNS_PAGE at a time."""
     runs: set[tuple[str, int | None]] = set()
     items = [p.strip() for raw in grouped.get("workflowRuns", []) for p in raw.split(",")]
-    if len(items) > MAX_WORKFLOW_RUNS:
-        raise bad_request(f"at most {MAX_WORKFLOW_RUNS} workflowRuns per call")
     for item in items:
         run_id, at, created = item.partition("@")
         if not run_id or not at or not MILLIS_PATTERN.match(created):
@@ -224,19 +254,38 @@ def _parse_workflow_runs(grouped: dict[str, list[str]]) -> set[tuple[str, int | 
     return runs
 
 
-def parse_logs_query(pairs: QueryPairs) -> LogsQuery:
+def parse_logs_query(pairs: QueryPairs, *, group_by_required: bool = False) -> LogsQuery:
+    """`GET /v2/workflows/logs` and `GET /v2/workflows/events?groupBy=workflowRunId`."""
     grouped = group_params(pairs, LOGS_NAMES)
+    group_by = single_value(grouped, "groupBy")
+    if group_by is None and group_by_required:
+        raise bad_request("this emulator serves events only grouped: groupBy=workflowRunId")
+    if group_by is not None and group_by != "workflowRunId":
+        raise bad_request(f"invalid groupBy: {group_by}")
+    by_runs = "workflowRuns" in grouped
     run_ids = _parse_workflow_runs(grouped)
     run_id = single_value(grouped, "workflowRunId")
     created_at = millis_value(grouped, "workflowCreatedAt")
-    if run_id is not None:
+    if by_runs:
+        pass  # every other filter is ignored
+    elif run_id is not None:
         run_ids.add((run_id, created_at))
     elif created_at is not None:
         raise bad_request("workflowCreatedAt needs workflowRunId")
     states = multi_values(grouped, "state")
-    if unknown := states - RUN_STATES:
+    if unknown := states - RUN_STATES - set(STEP_STATES):
         raise bad_request(f"invalid state: {', '.join(sorted(unknown))}")
+    trim_text = single_value(grouped, "trimBody")
+    if trim_text is not None and not re.match(r"^-?\d{1,9}$", trim_text):
+        raise bad_request(f"trimBody must be an integer, got {trim_text!r}")
+    trim_body = -1 if trim_text is None else int(trim_text)
+    if trim_body < -1:
+        raise bad_request(f"trimBody must be >= -1, got {trim_body}")
     return LogsQuery(
+        flow_control_keys=multi_values(grouped, "flowControlKey"),
+        caller_ips=multi_values(grouped, "callerIp"),
+        trim_body=trim_body,
+        by_runs=by_runs,
         run_ids=frozenset(run_ids),
         states=states,
         from_date=millis_value(grouped, "fromDate"),

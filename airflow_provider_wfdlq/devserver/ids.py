@@ -50,15 +50,23 @@ def encode_cursor(kind: str, epoch: int, position: list[object], issued_ms: int)
 
 def decode_cursor(cursor: str, kind: str) -> tuple[int, list[object], int]:
     """Returns (epoch, position, issued_ms); raises CursorError."""
+    found, epoch, position, issued = decode_any_cursor(cursor)
+    if found != kind:
+        raise CursorError("invalid cursor")
+    return epoch, position, issued
+
+
+def decode_any_cursor(cursor: str) -> tuple[str, int, list[object], int]:
+    """Returns (kind, epoch, position, issued_ms) of a cursor of any kind; raises CursorError."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(data, dict) or data.get("k") != kind:
+        if not isinstance(data, dict) or not isinstance(data.get("k"), str):
             raise CursorError("invalid cursor")
-        epoch, position, issued = data["e"], data["p"], data["t"]
+        kind, epoch, position, issued = data["k"], data["e"], data["p"], data["t"]
         if not (isinstance(epoch, int) and isinstance(position, list) and isinstance(issued, int)):
             raise CursorError("invalid cursor")
-        return epoch, position, issued
+        return kind, epoch, position, issued
     except (binascii.Error, ValueError, KeyError, UnicodeDecodeError) as error:
         if isinstance(error, CursorError):
             raise

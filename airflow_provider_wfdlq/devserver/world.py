@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import json
 import random
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,27 @@ class WorldConfig:
     callback_outcome: str = "CALLBACK_SUCCESS"
     rate_limit_rps: float | None = None
     cursor_ttl_seconds: float | None = None
+    # --- readings of what Upstash leaves unstated (see devserver/readings.py) ---
+    #: A resumed or restarted entry stays in the DLQ for good (and can be acted on again).
+    keep_resumed: bool = False
+    #: A resumed or restarted entry stays for the next K real-API requests, then leaves.
+    resumed_lag: int = 0
+    #: Order of ``workflowRuns`` in bulk resume/restart answers.
+    answer_order: str = "sent"
+    #: A bulk resume/restart by ``dlqIds`` acts on at most this many ids (then a cursor).
+    max_ids_per_call: int | None = None
+    #: Order of the DLQ listing across pages.
+    list_order: str = "oldest"
+    #: Every Kth list request that carries a cursor answers 400 ``cursor is stale``.
+    stale_cursor_every: int | None = None
+    #: The list endpoint hands out one cursor forever: same page, same cursor.
+    frozen_cursor: bool = False
+    #: Unit of the ``*-RateLimit-Reset`` headers: unix seconds or unix milliseconds.
+    rate_limit_reset_unit: str = "s"
+    #: ``workflowCreatedAt`` in resume/restart answers: int ms or ISO-8601 text.
+    created_at_format: str = "ms"
+    #: Delay added to every real-API request (asyncio.sleep, requests overlap).
+    latency_ms: float = 0
 
     def updated(self, changes: dict[str, Any]) -> WorldConfig:
         """A validated copy; ValueError names the offending key."""
@@ -90,6 +112,45 @@ class WorldConfig:
             raise ValueError("rate_limit_rps must be > 0 or null")
         if self.cursor_ttl_seconds is not None and float(self.cursor_ttl_seconds) < 0:
             raise ValueError("cursor_ttl_seconds must be >= 0 or null")
+        _check_bool("keep_resumed", self.keep_resumed)
+        _check_bool("frozen_cursor", self.frozen_cursor)
+        _check_int("resumed_lag", self.resumed_lag, minimum=0)
+        _check_int("max_ids_per_call", self.max_ids_per_call, minimum=1, optional=True)
+        _check_int("stale_cursor_every", self.stale_cursor_every, minimum=1, optional=True)
+        _check_choice("answer_order", self.answer_order, ANSWER_ORDERS)
+        _check_choice("list_order", self.list_order, LIST_ORDERS)
+        _check_choice("rate_limit_reset_unit", self.rate_limit_reset_unit, RESET_UNITS)
+        _check_choice("created_at_format", self.created_at_format, CREATED_AT_FORMATS)
+        if (
+            isinstance(self.latency_ms, bool)
+            or not isinstance(self.latency_ms, int | float)
+            or not 0 <= self.latency_ms < float("inf")
+        ):
+            raise ValueError("latency_ms must be a number >= 0")
+
+
+ANSWER_ORDERS = ("sent", "reversed", "shuffled")
+LIST_ORDERS = ("oldest", "newest")
+RESET_UNITS = ("s", "ms")
+CREATED_AT_FORMATS = ("ms", "iso")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = f"an integer >= {minimum}" + (" or null" if optional else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass
@@ -115,6 +176,8 @@ class RunRecord:
     failed_step: int = 0
     step_name: str = ""
     finishes_at: int | None = None
+    #: Resumed from an entry whose step changed in the app: fails at that step, always.
+    incompatible: bool = False
 
 
 @dataclass(order=True)
@@ -168,10 +231,36 @@ class World:
         self.paused_flow_keys: set[str] = set()
         self._held_runs: dict[str, list[str]] = {}
         self.actions: list[dict[str, Any]] = []
+        #: Real-API requests seen since the reset (the clock of ``resumed_lag``).
+        self.api_requests = 0
+        self._lagging: dict[DlqKey, int] = {}  # entry -> last request number it shows in
+        self.list_cursor_requests = 0  # list requests with a cursor (stale_cursor_every)
+        self.answer_rng = random.Random(f"answers:{self.seed}")
+        self.flow_keys: set[str] = set()
         count = self.initial_entries if entries is None else entries
         now = self.clock.now_ms()
         for seeded in seeded_messages(self.seed, count, self.anchor_ms):
             self._add_entry(seeded, seeded.message["createdAt"], now)
+
+    def set_config(self, config: WorldConfig) -> None:
+        """Swap the config; a changed ``stale_cursor_every`` starts counting afresh."""
+        if config.stale_cursor_every != self.config.stale_cursor_every:
+            self.list_cursor_requests = 0
+        self.config = config
+
+    def count_api_request(self) -> int:
+        """One more real-API request: entries whose ``resumed_lag`` ran out leave first."""
+        self.api_requests += 1
+        for key, last in list(self._lagging.items()):
+            if last < self.api_requests:
+                self._remove(self._entries[key])
+        return self.api_requests
+
+    def stale_cursor_due(self) -> bool:
+        """Count one list request that carries a cursor; True when it must be refused."""
+        self.list_cursor_requests += 1
+        every = self.config.stale_cursor_every
+        return every is not None and self.list_cursor_requests % every == 0
 
     def now(self) -> int:
         """Current simulated time, after applying everything that fell due."""
@@ -202,6 +291,8 @@ class World:
             key = self._free_key(created_at)
         message = {"dlqId": format_dlq_id(key), **seeded.message}
         record = DlqRecord(key, message, seeded.failed_step, seeded.step_name, incompatible)
+        if message.get("flowControlKey"):
+            self.flow_keys.add(str(message["flowControlKey"]))
         self._entries[key] = record
         self._keys.add(key)
         self._record_failed_run(record)
@@ -223,6 +314,10 @@ class World:
             "workflowRunCompletedAt": message.get("createdAt"),
             "dlqId": record.dlq_id,
         }
+        if message.get("callerIP"):
+            run["workflowRunCallerIp"] = message["callerIP"]
+        if message.get("flowControlKey"):
+            run["flowControlKey"] = message["flowControlKey"]
         _copy_labels(message, run)
         if (state := self.callback_state(record)) is not None:
             run["failureFunction"] = {"state": state}
@@ -246,11 +341,13 @@ class World:
         return records
 
     def page(
-        self, dlq_filter: DlqFilter, after: DlqKey | None, limit: int
+        self, dlq_filter: DlqFilter, after: DlqKey | None, limit: int, *, newest: bool = False
     ) -> tuple[list[DlqRecord], bool]:
-        """Up to `limit` matches after `after`, oldest first, and whether more remain."""
+        """Up to `limit` matches after `after`, oldest first (or newest first, then
+        `after` is the last key seen going down), and whether more remain."""
         found: list[DlqRecord] = []
-        for key in self._keys.after(after):
+        keys = self._keys.before(after) if newest else self._keys.after(after)
+        for key in keys:
             record = self._entries[key]
             if dlq_filter.matches(record.message):
                 if len(found) == limit:
@@ -265,12 +362,13 @@ class World:
         del self._entries[record.key]
         self._keys.remove(record.key)
         self._callback_due.pop(record.dlq_id, None)
+        self._lagging.pop(record.key, None)
 
     # ----------------------------------------------------------------- actions
 
     def resume(self, record: DlqRecord, overrides: Overrides, via: str) -> dict[str, Any]:
-        if record.incompatible:
-            raise bad_request("Incompatible step name")
+        """Always accepted: an entry whose step changed in the app (``incompatible``)
+        starts a run that fails at that step and comes back as a new entry."""
         return self._start_run(record, overrides, via, "resume")
 
     def restart(self, record: DlqRecord, overrides: Overrides, via: str) -> dict[str, Any]:
@@ -282,7 +380,7 @@ class World:
         now = self.clock.now_ms()
         source = record.message
         run_id = new_workflow_run_id(self.rng)
-        template = dict(source)  # the entry leaves the DLQ, so sharing nested values is safe
+        template = copy.deepcopy(source)  # the entry may stay (keep_resumed, resumed_lag)
         _apply_overrides(template, overrides)
         delay_ms = (overrides.delay_seconds or 0) * 1000
         run: dict[str, Any] = {
@@ -314,12 +412,24 @@ class World:
                 failed_step=record.failed_step if action == "resume" else 0,
                 step_name=record.step_name,
                 finishes_at=finishes_at,
+                incompatible=record.incompatible and action == "resume",
             )
         )
+        if "flowControlKey" in run:
+            self.flow_keys.add(str(run["flowControlKey"]))
         self._schedule("run", run_id, finishes_at)
-        self._remove(record)
+        self._leave_after_action(record)
         self._log(action, record, via, new_run=run_id, created_at=now, overrides=overrides.recorded)
         return {"workflowRunId": run_id, "workflowCreatedAt": now}
+
+    def _leave_after_action(self, record: DlqRecord) -> None:
+        """Per the config: leave the DLQ now, after `resumed_lag` requests, or never."""
+        if self.config.keep_resumed:
+            self._lagging.pop(record.key, None)
+        elif self.config.resumed_lag > 0:
+            self._lagging[record.key] = self.api_requests + self.config.resumed_lag
+        else:
+            self._remove(record)
 
     def delete(self, record: DlqRecord, via: str) -> None:
         self._remove(record)
@@ -482,7 +592,10 @@ class World:
     # ----------------------------------------------------------------- flow control
 
     def flow_control_state(self, key: str) -> dict[str, Any]:
+        """A key is known once a message or run used it, or it was paused; else 404."""
         self.settle()
+        if key not in self.flow_keys and key not in self.paused_flow_keys:
+            raise not_found("flow control key not found")
         waiting = sum(
             1
             for record in self._runs.values()
@@ -490,11 +603,12 @@ class World:
             and record.run["workflowState"] == "RUN_STARTED"
         )
         paused = key in self.paused_flow_keys
-        return {"flowControlKey": key, "waitlistSize": waiting, "isPaused": paused}
+        return {"flowControlKey": key, "waitListSize": waiting, "isPaused": paused}
 
     def pause_flow_control(self, key: str) -> None:
         self.settle()
         self.paused_flow_keys.add(key)
+        self.flow_keys.add(key)
 
     def resume_flow_control(self, key: str) -> None:
         self.settle()
@@ -549,7 +663,7 @@ class World:
         ratio = self.config.success_ratio_by_url.get(
             str(run.get("workflowUrl")), self.config.success_ratio
         )
-        if outcome.random() < ratio:
+        if outcome.random() < ratio and not record.incompatible:
             run["workflowState"] = "RUN_SUCCESS"
             return
         run["workflowState"] = "RUN_FAILED"
@@ -565,6 +679,8 @@ class World:
         run = record.run
         status = outcome.choices(list(RESPONSES), weights=[r[0] for r in RESPONSES.values()])[0]
         _, content_type, body, extra_headers = RESPONSES[status]
+        if record.incompatible:
+            status, content_type, body, extra_headers = incompatible_step_response(record.step_name)
         message.update(
             messageId=new_message_id(outcome),
             workflowRunId=run["workflowRunId"],
@@ -587,8 +703,31 @@ class World:
         seeded = SeededMessage(message, record.failed_step, record.step_name)
         key = self._free_key(due_ms)
         seeded.message["dlqId"] = format_dlq_id(key)
-        entry = self._add_entry(seeded, due_ms, due_ms)
+        # Still the old step name in the request and a new one in the app: resuming
+        # this entry fails the same way again; restarting it does not.
+        entry = self._add_entry(seeded, due_ms, due_ms, incompatible=record.incompatible)
         return entry
+
+
+#: What the workflow SDK (@upstash/workflow, src/context/auto-executor.ts and
+#: src/serve/index.ts) answers when a step's name in the request differs from the code:
+#: its handler catches the WorkflowError and answers 500 with the formatted error.
+SDK_VERSION_HEADER = "Upstash-Workflow-Sdk-Version"
+
+
+def incompatible_step_response(step_name: str) -> tuple[int, str, str, dict[str, str]]:
+    """(status, content type, body, extra headers) of a step whose name changed."""
+    renamed = f"{step_name}V2"
+    message = f"Incompatible step name. Expected '{renamed}', got '{step_name}' from the request"
+    body = json.dumps(
+        {
+            "error": "WorkflowError",
+            "message": message,
+            "stack": f"WorkflowError: {message}\n    at validateStep (auto-executor.ts)",
+        },
+        separators=(",", ":"),
+    )
+    return 500, "application/json", body, {SDK_VERSION_HEADER: "1"}
 
 
 def _apply_overrides(message: dict[str, Any], overrides: Overrides) -> None:

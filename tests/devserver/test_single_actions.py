@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -149,13 +151,40 @@ def test_delete_one_answers_200_with_an_empty_body(server: DevServer, api: httpx
     assert [a["action"] for a in server.control.actions()] == ["delete"]
 
 
-def test_incompatible_step_can_only_be_restarted(server: DevServer, api: httpx.Client) -> None:
+def test_incompatible_step_resume_succeeds_then_fails_back_into_the_dlq(
+    server: DevServer, api: httpx.Client
+) -> None:
+    server.control.set_config(success_ratio=1.0)
+    server.control.freeze_time()
     entry = server.control.seed_entries(incompatibleStep=True)[0]
     response = api.post(f"{DLQ}/resume/{entry['dlqId']}")
-    assert response.status_code == 400
-    assert response.json() == {"error": "Incompatible step name"}
-    assert api.post(f"{DLQ}/resume", params={"dlqIds": entry["dlqId"]}).status_code == 400
-    assert api.post(f"{DLQ}/restart/{entry['dlqId']}").status_code == 200
+    assert response.status_code == 200
+    run_id = response.json()["workflowRunId"]
+    server.control.advance_time(60)
+    (run,) = api.get("/v2/workflows/logs", params={"workflowRunId": run_id}).json()["runs"]
+    assert run["workflowState"] == "RUN_FAILED"
+    back = api.get(f"{DLQ}/{run['dlqId']}").json()
+    assert back["dlqId"] != entry["dlqId"]
+    assert back["workflowRunId"] == run_id
+    assert back["responseStatus"] == 500
+    assert back["responseHeader"]["Upstash-Workflow-Sdk-Version"] == ["1"]
+    error = json.loads(back["responseBody"])
+    assert error["error"] == "WorkflowError"
+    assert error["message"].startswith("Incompatible step name. Expected '")
+    assert error["message"].endswith("' from the request")
+    # Resuming the new entry fails the same way (bulk too); restarting it succeeds.
+    again = api.post(f"{DLQ}/resume", params={"dlqIds": back["dlqId"]}).json()
+    server.control.advance_time(60)
+    (run,) = api.get(
+        "/v2/workflows/logs", params={"workflowRunId": again["workflowRuns"][0]["workflowRunId"]}
+    ).json()["runs"]
+    assert run["workflowState"] == "RUN_FAILED"
+    restarted = api.post(f"{DLQ}/restart/{run['dlqId']}").json()
+    server.control.advance_time(60)
+    (run,) = api.get(
+        "/v2/workflows/logs", params={"workflowRunId": restarted["workflowRunId"]}
+    ).json()["runs"]
+    assert run["workflowState"] == "RUN_SUCCESS"
 
 
 def test_single_endpoints_reject_query_parameters(server: DevServer, api: httpx.Client) -> None:
