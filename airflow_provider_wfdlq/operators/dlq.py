@@ -19,8 +19,18 @@ from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_bool, check_count
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
-from airflow_provider_wfdlq.recovery import JsonLinesSink, MemoryCheckpoint, Redrive, RedrivePlan
-from airflow_provider_wfdlq.recovery.checkpoint import CheckpointStore
+from airflow_provider_wfdlq.recovery import (
+    Action,
+    JsonLinesSink,
+    ListingError,
+    MemoryStore,
+    Pacing,
+    Redrive,
+    RedrivePlan,
+    StateStore,
+)
+from airflow_provider_wfdlq.recovery.checkpoint import CHECKPOINT_KEY
+from airflow_provider_wfdlq.recovery.rendered import OnMissing, check_rendered, templated_paths
 from airflow_provider_wfdlq.recovery.report import DEFAULT_MAX_RUNS_IN_RESULT, NullSink, ReportSink
 from airflow_provider_wfdlq.recovery.retention import Retention
 from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
@@ -31,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KEY = "wfdlq_redrive"
 #: The flow-control key resumed runs get when a policy needs one and the overrides name
 #: none: one key per DAG run, so a night's redrive can be paused (or paced) as a whole.
 DEFAULT_FLOW_CONTROL_KEY = "airflow-redrive-{dag_id}-{run_id}"
@@ -43,53 +52,72 @@ TRIPPED = ("canary", "circuit_breaker")
 _warned_no_state_store = False
 
 
+#: What each templated argument does when its template renders to nothing (I6): a limit,
+#: a filter or a switch fails the task; cosmetic settings keep their default.
+ON_MISSING: Mapping[str, OnMissing] = {
+    "filters": OnMissing.FAIL,
+    "overrides": OnMissing.FAIL,
+    "action": OnMissing.FAIL,
+    "resume_all": OnMissing.FAIL,
+    "max_resumes": OnMissing.FAIL,
+    "is_dry_run": OnMissing.FAIL,
+    "report_path": OnMissing.FAIL,
+    "select": OnMissing.FAIL,
+    "safety": OnMissing.FAIL,
+    "pacing": OnMissing.FAIL,
+    "audit_label": OnMissing.DEFAULT,
+    "label_mode": OnMissing.DEFAULT,
+    "retention": OnMissing.DEFAULT,
+}
+
+
 def as_bool(field: str, value: Any) -> bool:
     """Booleans that survive Jinja: templates render ``True`` as the text ``'True'``."""
     return check_bool(value, field)
 
 
-class TaskStateCheckpoint:
-    """A redrive checkpoint in Airflow's ``task_state_store``, which survives task retries."""
+class TaskStateStore:
+    """Airflow's ``task_state_store``, which survives task retries, as the engine's store."""
 
-    def __init__(self, store: Any, key: str = CHECKPOINT_KEY) -> None:
+    def __init__(self, store: Any) -> None:
         self._store = store
-        self._key = key
 
-    def load(self) -> dict[str, Any] | None:
-        value = self._store.get(self._key)
-        return dict(value) if isinstance(value, Mapping) else None
+    def get(self, key: str) -> Any:
+        return self._store.get(key)
 
-    def save(self, state: dict[str, Any]) -> None:
+    def set(self, key: str, value: Any) -> None:
         # The store takes strict JSON values (no tuples): normalise once here.
-        self._store.set(self._key, json.loads(json.dumps(state)))
+        self._store.set(key, json.loads(json.dumps(value)))
 
-    def clear(self) -> None:
-        self._store.delete(self._key)
+    def delete(self, key: str) -> None:
+        self._store.delete(key)
 
 
-def checkpoint_for(context: Context) -> CheckpointStore:
+def state_store_for(context: Context) -> StateStore:
     """The task's durable store on Airflow 3.3+; elsewhere memory, with one warning."""
     global _warned_no_state_store
     store = context.get("task_state_store")  # type: ignore[misc]
     if store is not None:
-        return TaskStateCheckpoint(store)
+        return TaskStateStore(store)
     if not _warned_no_state_store:
         _warned_no_state_store = True
         log.warning(
-            "This Airflow has no task_state_store (Airflow 3.3+): a retried task walks the DLQ "
-            "again from the start. Nothing is resumed twice (resumed entries leave the DLQ), "
-            "but the new run ids of the earlier try are only in its log and report."
+            "This Airflow has no task_state_store (Airflow 3.3+): a retried task has no "
+            "ledger of what an earlier try sent. It lists again and acts on what is still in "
+            "the DLQ; on a server that keeps resumed entries listed that can act twice. "
+            "Use Airflow 3.3+ for unattended redrives."
         )
-    return MemoryCheckpoint()
+    return MemoryStore()
 
 
 class ResumeDLQOperator(BaseOperator):
     """
     Resume failed Upstash Workflow runs from the workflow DLQ, from the step that failed.
 
-    Lists the entries that match ``filters`` page by page and resumes exactly those by
-    ``dlqIds``, so the result maps every entry to its new run; it follows the cursor to the
-    end, checkpoints after every page and goes on from there when the task is retried.
+    Plans, then acts: lists every entry that matches ``filters`` (no side effects), selects
+    by error, orders the selection oldest first, then resumes it by ``dlqIds`` in batches.
+    Every id goes into a ledger in the task's durable state before the call that names it,
+    and is never sent again, also by a retried try. See the README's "How it works".
 
     :param filters: Which entries (templated): ``dlq_ids``, ``from_date``, ``to_date``,
         ``workflow_url``, ``workflow_run_id``, ``workflow_created_at``, ``label``,
@@ -100,72 +128,50 @@ class ResumeDLQOperator(BaseOperator):
         ``flow_control`` (``"parallelism=3, rate=10, period=1m"`` or a mapping), ``label``,
         ``failure_callback``.
     :param action: ``"resume"`` (from the failed step) or ``"restart"`` (from the first).
-    :param cursor: Start from a cursor an earlier run reported (templated).
-    :param count: Entries per page and per call, 1-100 (templated).
     :param resume_all: Must be True to act with no filter and no ``dlq_ids`` at all.
-    :param max_resumes: The most entries this task acts on; it then stops and reports the
-        cursor to go on from (templated).
+    :param max_resumes: The most entries this task acts on (templated); the oldest go first,
+        the rest are left and counted.
     :param dry_run: List what would be resumed, as a table and grouped counts; resume nothing.
     :param report_path: Where the JSON-lines report goes, record by record (templated);
         a path or URL that ``ObjectStoragePath`` takes (``file:///...``, ``s3://...``).
-    :param select: Which listed entries to act on by their error (templated), done
-        client-side since the DLQ has no such filter: ``statuses`` / ``exclude_statuses``
-        (``503``, ``"5xx"``, ``"500-504"``), ``body_regex`` / ``exclude_body_regex`` (over
-        ``responseBody``), ``step_urls`` (globs over the failed step's ``url``) and
-        ``include_non_retryable``. Entries that answered 489 (non-retryable) are skipped
-        unless ``include_non_retryable`` is True. Skips are counted by reason.
+    :param select: Which listed entries to act on by their error (templated):
+        ``statuses`` / ``exclude_statuses`` (``503``, ``"5xx"``, ``"500-504"``),
+        ``body_regex`` / ``exclude_body_regex``, ``step_urls`` (globs) and
+        ``include_non_retryable`` (489s are skipped unless True).
+    :param safety: The safety policies (templated mapping): ``canary`` (resume this many
+        first and wait for their outcome), ``canary_min_success_ratio``, ``canary_timeout``,
+        ``poll_interval``, ``breaker_max_failure_ratio`` / ``breaker_min_finished`` (stop
+        when too many resumed runs fail again), ``pause_on_trip`` / ``pause_on_kill``
+        (pause the redrive's flow-control key), ``restart_incompatible`` / ``max_restarts``.
+    :param pacing: How the API is called (templated mapping): ``requests_per_second``,
+        ``page_size`` (list, 1-100), ``batch_size`` (ids per action call, 1-50),
+        ``exact_pairing`` (one entry per call: every dlqId -> run pair a fact) and
+        ``concurrency`` (calls at a time with exact pairing).
     :param audit_label: A label added to every new run, e.g. ``"airflow:{{ dag.dag_id }}"``;
         True means ``airflow:<dag_id>:<run_id>`` (characters labels cannot hold become ``-``).
     :param label_mode: ``"append"`` (default): new runs keep the entry's labels plus the
-        override and audit labels (the API replaces labels, so they are read from the entry
-        and all sent); ``"replace"``: only the override and audit labels.
-    :param restart_incompatible: When resume answers 400 ``Incompatible step name`` (the
-        workflow's code changed before the failed step), restart that entry instead, at
-        most ``max_restarts`` times per task; otherwise it is left and counted.
-    :param requests_per_second: Client-side pacing of API calls (429s are honoured anyway).
+        override and audit labels; ``"replace"``: only the override and audit labels.
     :param retention: The plan's DLQ retention (``"3d"``, ``"7d"``, days); defaults to the
         connection's ``retention`` extra. Entries left in the DLQ that expire before the
         next run (``retention_horizon``, default the DAG run's data interval, else a day)
         are counted as ``expiring_before_next_run`` and named under ``expiring``.
-    :param canary: Resume this many entries first, wait for their runs' outcome, and go on
-        only if at least ``canary_min_success_ratio`` succeeded within ``canary_timeout``
-        seconds (polled every ``poll_interval`` seconds).
-    :param breaker_max_failure_ratio: During the walk, stop when more than this share of the
-        resumed runs that have finished failed again (after ``breaker_min_finished``).
-    :param pause_on_trip: Pause the redrive's flow-control key when the canary or the breaker
-        trips, so runs already resumed wait instead of failing. ``pause_on_kill``: the same
-        when the task is killed. Both use ``overrides.flow_control_key``, defaulting to
-        ``airflow-redrive-<dag_id>-<run_id>``.
     :param max_runs_in_result: How many new runs the XCom result names.
     :param qstash_conn_id: The ``qstash`` connection.
-    :return: ``{"counts", "pages", "cursor", "stopped", "runs", "runs_truncated", ...}``.
+    :return: ``{"counts", "found", "selected", "stopped", "runs", "runs_truncated", ...}``;
+        each run says ``paired_by`` (``single_id``: a fact; ``answer_order``: inferred).
+
+    A templated value that renders null, empty or nothing never switches a limit off: see
+    :data:`ON_MISSING` for what each argument does instead.
     """
 
-    template_fields: Sequence[str] = (
-        "filters",
-        "overrides",
-        "action",
-        "resume_all",
-        "cursor",
-        "count",
-        "max_resumes",
-        "is_dry_run",
-        "report_path",
-        "select",
-        "audit_label",
-        "label_mode",
-        "restart_incompatible",
-        "max_restarts",
-        "requests_per_second",
-        "retention",
-        "canary",
-        "canary_min_success_ratio",
-        "canary_timeout",
-        "breaker_max_failure_ratio",
-        "pause_on_trip",
-        "pause_on_kill",
-    )
-    template_fields_renderers = {"filters": "json", "overrides": "json", "select": "json"}
+    template_fields: Sequence[str] = tuple(ON_MISSING)
+    template_fields_renderers = {
+        "filters": "json",
+        "overrides": "json",
+        "select": "json",
+        "safety": "json",
+        "pacing": "json",
+    }
     ui_color = "#e8f4f8"
 
     def __init__(
@@ -174,28 +180,17 @@ class ResumeDLQOperator(BaseOperator):
         filters: Mapping[str, Any] | str | None = None,
         overrides: Mapping[str, Any] | str | None = None,
         action: str = "resume",
-        cursor: str | None = None,
-        count: int | str = 50,
         resume_all: bool | str = False,
         max_resumes: int | str | None = None,
         dry_run: bool | str = False,
         report_path: Any = None,
-        select: Mapping[str, Any] | None = None,
+        select: Mapping[str, Any] | str | None = None,
+        safety: Mapping[str, Any] | str | None = None,
+        pacing: Mapping[str, Any] | str | None = None,
         audit_label: str | bool | None = None,
         label_mode: str = "append",
-        restart_incompatible: bool | str = False,
-        max_restarts: int | str = 100,
-        requests_per_second: float | str | None = None,
         retention: str | float | None = None,
         retention_horizon: Any = None,
-        canary: int | str | None = None,
-        canary_min_success_ratio: float | str = 0.9,
-        canary_timeout: float | str = 900.0,
-        poll_interval: float = 15.0,
-        breaker_max_failure_ratio: float | str | None = None,
-        breaker_min_finished: int = 20,
-        pause_on_trip: bool | str = False,
-        pause_on_kill: bool | str = False,
         max_runs_in_result: int = DEFAULT_MAX_RUNS_IN_RESULT,
         qstash_conn_id: str = DEFAULT_CONN_NAME,
         **kwargs: Any,
@@ -204,73 +199,57 @@ class ResumeDLQOperator(BaseOperator):
         self.filters = filters if filters is not None else {}
         self.overrides = overrides if overrides is not None else {}
         self.action = action
-        self.cursor = cursor
-        self.count = count
         self.resume_all = resume_all
         self.max_resumes = max_resumes
         # ``dry_run`` is a BaseOperator method; the flag lives beside it.
         self.is_dry_run = dry_run
         self.report_path = report_path
         self.select = select if select is not None else {}
+        self.safety = safety if safety is not None else {}
+        self.pacing = pacing if pacing is not None else {}
         self.audit_label = audit_label
         self.label_mode = label_mode
-        self.restart_incompatible = restart_incompatible
-        self.max_restarts = max_restarts
-        self.requests_per_second = requests_per_second
         self.retention = retention
         self.retention_horizon = retention_horizon
-        self.canary = canary
-        self.canary_min_success_ratio = canary_min_success_ratio
-        self.canary_timeout = canary_timeout
-        self.poll_interval = poll_interval
-        self.breaker_max_failure_ratio = breaker_max_failure_ratio
-        self.breaker_min_finished = breaker_min_finished
-        self.pause_on_trip = pause_on_trip
-        self.pause_on_kill = pause_on_kill
         self.max_runs_in_result = max_runs_in_result
         self.qstash_conn_id = qstash_conn_id
+        # Where each argument holds a template, as given: checked once rendered (I6).
+        self._templated = {name: templated_paths(getattr(self, name)) for name in ON_MISSING}
         self._stop = threading.Event()
         self._redrive: Redrive | None = None
         self._executing = False
 
+    def _rendered(self, name: str) -> Any:
+        """The rendered argument, its templates that rendered to nothing refused or dropped."""
+        paths = getattr(self, "_templated", {}).get(name, [])
+        return check_rendered(name, paths, getattr(self, name), ON_MISSING[name])
+
     def build_plan(self, context: Context | None = None) -> RedrivePlan:
         """Validate the rendered arguments: every bad value fails here, before any request."""
         try:
-            safety = SafetyPolicy.build(
-                canary=self.canary,
-                canary_min_success_ratio=self.canary_min_success_ratio,
-                canary_timeout=self.canary_timeout,
-                poll_interval=self.poll_interval,
-                breaker_max_failure_ratio=self.breaker_max_failure_ratio,
-                breaker_min_finished=self.breaker_min_finished,
-                pause_on_trip=as_bool("pause_on_trip", self.pause_on_trip),
-            )
-            overrides = dict(_mapping("overrides", self.overrides))
-            needs_key = safety.pause_on_trip or as_bool("pause_on_kill", self.pause_on_kill)
+            values = {name: self._rendered(name) for name in ON_MISSING}
+            safety = SafetyPolicy.coerce(_mapping("safety", values["safety"] or {}))
+            overrides = dict(_mapping("overrides", values["overrides"] or {}))
+            needs_key = safety.pause_on_trip or safety.pause_on_kill
             if not overrides.get("flow_control_key") and (
                 needs_key or overrides.get("flow_control")
             ):
                 overrides["flow_control_key"] = self._default_key(context)
+            max_resumes = values["max_resumes"]
             plan = RedrivePlan(
-                filters=DLQFilters.coerce(_mapping("filters", self.filters)),
+                filters=DLQFilters.coerce(_mapping("filters", values["filters"] or {})),
                 overrides=Overrides.coerce(overrides),
-                action=self.action,
-                cursor=self.cursor or None,
-                count=check_count(self.count, "count"),
+                action=_action(values["action"]),
                 max_resumes=None
-                if self.max_resumes in (None, "", "None")
-                else check_count(self.max_resumes, "max_resumes"),
-                dry_run=as_bool("dry_run", self.is_dry_run),
-                resume_all=as_bool("resume_all", self.resume_all),
-                selection=ErrorSelection.coerce(_mapping("select", self.select)),
-                audit_label=self._audit_label(context),
-                label_mode=self.label_mode,
-                restart_incompatible=as_bool("restart_incompatible", self.restart_incompatible),
-                max_restarts=check_count(self.max_restarts, "max_restarts"),
-                requests_per_second=_positive_or_none(
-                    "requests_per_second", self.requests_per_second
-                ),
-                retention=self._retention(context),
+                if max_resumes is None
+                else check_count(max_resumes, "max_resumes"),
+                dry_run=as_bool("dry_run", values["is_dry_run"]),
+                resume_all=as_bool("resume_all", values["resume_all"]),
+                selection=ErrorSelection.coerce(_mapping("select", values["select"] or {})),
+                audit_label=self._audit_label(values["audit_label"], context),
+                label_mode=values["label_mode"] or "append",
+                pacing=Pacing.build(_mapping("pacing", values["pacing"] or {})),
+                retention=self._retention(values["retention"], context),
                 safety=safety,
             )
             plan.check()
@@ -286,9 +265,8 @@ class ResumeDLQOperator(BaseOperator):
         key = DEFAULT_FLOW_CONTROL_KEY.format(dag_id=self.dag_id, run_id=_run_id(context))
         return re.sub(r"[^A-Za-z0-9_.:-]", "-", key)
 
-    def _audit_label(self, context: Context | None) -> str | None:
-        value = self.audit_label
-        if value in (None, False, "", "False", "None"):
+    def _audit_label(self, value: Any, context: Context | None) -> str | None:
+        if value is None or value is False or value == "False":
             return None
         if value is True or value == "True":
             label = DEFAULT_AUDIT_LABEL.format(dag_id=self.dag_id, run_id=_run_id(context))
@@ -297,9 +275,8 @@ class ResumeDLQOperator(BaseOperator):
             raise ValidationError("audit_label", value, "a label, True, or None")
         return value
 
-    def _retention(self, context: Context | None) -> Retention | None:
-        configured = self.retention
-        if configured in (None, "", "None"):
+    def _retention(self, configured: Any, context: Context | None) -> Retention | None:
+        if configured is None:
             configured = self.hook.settings.retention
         if configured in (None, ""):
             return None
@@ -312,10 +289,10 @@ class ResumeDLQOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.build_plan(context)
-        checkpoint = checkpoint_for(context)
-        # A retry appends to the report (also without a checkpoint, on Airflow < 3.3).
+        store = state_store_for(context)
+        # A retry appends to the report (also without a durable store, on Airflow < 3.3).
         ti = context.get("ti")
-        continuing = checkpoint.load() is not None or getattr(ti, "try_number", 1) > 1
+        continuing = store.get(CHECKPOINT_KEY) is not None or getattr(ti, "try_number", 1) > 1
         hook = self.hook
         self._executing = True
         try:
@@ -323,7 +300,7 @@ class ResumeDLQOperator(BaseOperator):
                 redrive = Redrive(
                     hook.client,
                     plan,
-                    checkpoint=checkpoint,
+                    store=store,
                     sink=sink,
                     should_stop=self._stop.is_set,
                     max_runs_in_result=self.max_runs_in_result,
@@ -332,8 +309,12 @@ class ResumeDLQOperator(BaseOperator):
                 )
                 self._redrive = redrive
                 self.log.info("Recovery policies: %s", plan.describe())
-                report = redrive.run()
-                if self._stop.is_set() and as_bool("pause_on_kill", self.pause_on_kill):
+                try:
+                    report = redrive.run()
+                except ListingError as exc:
+                    # A listing that cannot end will not end on a retry either.
+                    raise AirflowFailException(f"Nothing was acted on: {exc}") from exc
+                if self._stop.is_set() and plan.safety.pause_on_kill:
                     key = plan.overrides.flow_control_key
                     if key:
                         redrive.pause(key, "on_kill")
@@ -344,6 +325,13 @@ class ResumeDLQOperator(BaseOperator):
         report.report_path = str(self.report_path) if self.report_path else None
         self.log.info("%s", report.summary())
         result = report.to_state()
+        if report.counts.get("answer_lost_unknown"):
+            self.log.error(
+                "%d entr%s may or may not have been acted on (answer lost on a server that "
+                "keeps resumed entries); they will not be sent again: check them by hand.",
+                report.counts["answer_lost_unknown"],
+                "y" if report.counts["answer_lost_unknown"] == 1 else "ies",
+            )
         if report.stopped in TRIPPED:
             # A tripped canary or breaker must page someone: fail (without retrying into the
             # same bug), but keep the result for the morning report and the on-call.
@@ -354,8 +342,8 @@ class ResumeDLQOperator(BaseOperator):
             # killed task must not end as a success. A retry goes on from the checkpoint.
             context["ti"].xcom_push(key="return_value", value=result)
             raise AirflowException(
-                f"Killed: the redrive stopped between pages after {result['counts']}; "
-                f"the report and the checkpoint hold exactly what was done."
+                f"Killed: the redrive stopped between batches after {result['counts']}; "
+                f"the report and the ledger hold exactly what was sent."
             )
         return result
 
@@ -374,7 +362,7 @@ class ResumeDLQOperator(BaseOperator):
         redrive = self._redrive
         if redrive is not None and not self._executing:
             key = redrive.plan.overrides.flow_control_key
-            if key and as_bool("pause_on_kill", self.pause_on_kill):
+            if key and redrive.plan.safety.pause_on_kill:
                 redrive.client = self.hook.client  # execute closed the walk's own pool
                 try:
                     redrive.pause(key, "on_kill")
@@ -427,6 +415,13 @@ def _mapping(field: str, value: Any) -> Mapping[str, Any]:
     )
 
 
+def _action(value: Any) -> Action:
+    try:
+        return Action(value)
+    except ValueError:
+        raise ValidationError("action", value, "'resume' or 'restart'") from None
+
+
 def _run_id(context: Context | None) -> str:
     dag_run = context.get("dag_run") if context else None
     return str(getattr(dag_run, "run_id", None) or (context or {}).get("run_id") or "run")
@@ -439,20 +434,9 @@ def _trip_message(why: str, result: Mapping[str, Any]) -> str:
     where = f"; flow-control key {paused['key']!r} paused" if paused else ""
     return (
         f"The redrive stopped: the {why.replace('_', ' ')} tripped ({seen}){where}. "
-        f"Counts: {result.get('counts')}; go on from cursor {result.get('cursor')!r} once fixed."
+        f"Counts: {result.get('counts')}; once fixed, clear the task: it lists again and "
+        "never sends an id it sent before."
     )
-
-
-def _positive_or_none(field: str, value: Any) -> float | None:
-    if value in (None, "", "None"):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = 0.0
-    if isinstance(value, bool) or number <= 0:
-        raise ValidationError(field, value, "a number > 0, or None")
-    return number
 
 
 def _duration_ms(field: str, value: Any) -> int:

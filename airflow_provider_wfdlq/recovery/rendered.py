@@ -9,6 +9,8 @@ operator says which, in one table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any, Final
 
 from airflow_provider_wfdlq.client import ValidationError
@@ -34,4 +36,63 @@ def require_value(field: str, value: Any) -> Any:
             "limit off (give the value, or leave the argument out for its default)",
             "is missing",
         )
+    return value
+
+
+class OnMissing(StrEnum):
+    """What a field does when a template in it renders to nothing."""
+
+    FAIL = "fail"
+    DEFAULT = "default"
+
+
+Path = tuple[str | int, ...]
+
+
+def templated_paths(value: Any, path: Path = ()) -> list[Path]:
+    """Where ``value`` (as given to the operator, before rendering) holds a template."""
+    if isinstance(value, str):
+        return [path] if ("{{" in value or "{%" in value) else []
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in templated_paths(v, (*path, str(k)))]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in templated_paths(v, (*path, i))]
+    return []
+
+
+def check_rendered(field: str, paths: list[Path], rendered: Any, on_missing: OnMissing) -> Any:
+    """``rendered`` with every templated place that rendered to nothing either refused
+    (:attr:`OnMissing.FAIL`) or dropped so the default applies (:attr:`OnMissing.DEFAULT`)."""
+    for path in paths:
+        try:
+            value = _at(rendered, path)
+        except (KeyError, IndexError, TypeError):
+            continue  # rendered into another shape (a native object): checked downstream
+        if not is_missing(value):
+            continue
+        name = ".".join([field, *map(str, path)])
+        if on_missing is OnMissing.FAIL:
+            require_value(name, value)
+        if not path:
+            return None
+        rendered = _without(rendered, path)
+    return rendered
+
+
+def _at(value: Any, path: Path) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
+def _without(value: Any, path: Path) -> Any:
+    """A copy of mapping ``value`` without the leaf at ``path``."""
+    head, *rest = path
+    if isinstance(value, Mapping):
+        copy = dict(value)
+        if rest:
+            copy[str(head)] = _without(copy[str(head)], tuple(rest))
+        else:
+            copy.pop(str(head), None)
+        return copy
     return value
