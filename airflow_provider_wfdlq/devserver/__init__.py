@@ -6,7 +6,8 @@ the `wfdlq_devserver` / `wfdlq_connection` pytest fixtures.
 """
 
 from airflow_provider_wfdlq.devserver.control_client import DevServerControl, DevServerControlError
+from airflow_provider_wfdlq.devserver.readings import READINGS
 from airflow_provider_wfdlq.devserver.runner import DevServer
 from airflow_provider_wfdlq.devserver.state import DEV_TOKEN
 
-__all__ = ["DEV_TOKEN", "DevServer", "DevServerControl", "DevServerControlError"]
+__all__ = ["DEV_TOKEN", "READINGS", "DevServer", "DevServerControl", "DevServerControlError"]

@@ -47,9 +47,60 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"KIND[:ratio=R][:times=N][:method=M][:path=P][:latency=MS][:reset=S], "
         f"KIND one of {', '.join(sorted(FAULT_KINDS))}; repeatable",
     )
-    faults.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
+    faults.add_argument(
+        "--latency-ms", type=float, default=0, help="delay of every API call (requests overlap)"
+    )
     faults.add_argument("--rate-limit-rps", type=float, help="429 beyond N requests/second")
     faults.add_argument("--cursor-ttl-seconds", type=float, help="reject older cursors (400)")
+    readings = parser.add_argument_group(
+        "readings", "how to play what Upstash leaves unstated (defaults: today's behaviour)"
+    )
+    readings.add_argument(
+        "--keep-resumed",
+        action="store_true",
+        help="resumed/restarted entries stay in the DLQ and can be acted on again",
+    )
+    readings.add_argument(
+        "--resumed-lag",
+        type=int,
+        default=0,
+        metavar="K",
+        help="resumed/restarted entries stay for the next K API requests",
+    )
+    readings.add_argument(
+        "--answer-order",
+        default="sent",
+        help="workflowRuns of bulk answers: sent|reversed|shuffled",
+    )
+    readings.add_argument(
+        "--max-ids-per-call",
+        type=int,
+        metavar="C",
+        help="a bulk resume/restart by dlqIds acts on the first C ids and answers a cursor",
+    )
+    readings.add_argument("--list-order", default="oldest", help="DLQ listing: oldest|newest")
+    readings.add_argument(
+        "--stale-cursor-every",
+        type=int,
+        metavar="K",
+        help="every Kth list request with a cursor answers 400 stale cursor",
+    )
+    readings.add_argument(
+        "--frozen-cursor", action="store_true", help="the listing returns the same cursor forever"
+    )
+    readings.add_argument(
+        "--rate-limit-reset-unit", default="s", help="unit of *-RateLimit-Reset headers: s|ms"
+    )
+    readings.add_argument(
+        "--created-at-format", default="ms", help="workflowCreatedAt of resume answers: ms|iso"
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another Host header name the control API accepts (besides loopback and --host)",
+    )
     parser.add_argument("--log-level", default="info")
     return parser
 
@@ -57,10 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        fault_specs = list(args.fault)
-        if args.latency_ms:
-            fault_specs.append(f"latency:ratio=1:latency={args.latency_ms}")
-        faults = [parse_fault_spec(spec) for spec in fault_specs]
+        faults = [parse_fault_spec(spec) for spec in args.fault]
         config = WorldConfig().updated(
             {
                 "page_cap": args.page_cap,
@@ -70,6 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "callback_outcome": args.callback_outcome,
                 "rate_limit_rps": args.rate_limit_rps,
                 "cursor_ttl_seconds": args.cursor_ttl_seconds,
+                "latency_ms": args.latency_ms,
+                "keep_resumed": args.keep_resumed,
+                "resumed_lag": args.resumed_lag,
+                "answer_order": args.answer_order,
+                "max_ids_per_call": args.max_ids_per_call,
+                "list_order": args.list_order,
+                "stale_cursor_every": args.stale_cursor_every,
+                "frozen_cursor": args.frozen_cursor,
+                "rate_limit_reset_unit": args.rate_limit_reset_unit,
+                "created_at_format": args.created_at_format,
             }
         )
     except ValueError as error:
@@ -83,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         anchor_ms=args.anchor_ms,
         config=config,
         faults=faults,
+        allowed_hosts=[args.host, *args.allow_host],
     )
     # The seeded world is long-lived: keep the cyclic GC from rescanning it on every
     # collection (full collections over 100,000 entries took 1-2 s each in bench/).

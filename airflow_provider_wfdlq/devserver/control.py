@@ -3,6 +3,11 @@
 It lets a test arrange the world (reset, seed entries, set a callback state, move the
 clock, tune config, script faults) and then check what happened (request log with the
 Authorization header removed, action log, all entries and runs).
+
+No token, so it guards against the browser instead: every request must name this
+server in its Host header (loopback, the bound host, or an allowed host: no DNS
+rebinding), and every POST/PUT/PATCH/DELETE must be `Content-Type: application/json` or
+carry `X-Wfdlq-Control` (neither is possible for a cross-site form or simple request).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airflow_provider_wfdlq.devserver.errors import ApiError
 from airflow_provider_wfdlq.devserver.faults import FaultRule
@@ -102,7 +108,7 @@ class Control:
 
     async def set_config(self, request: Request) -> Any:
         body = await _body(request)
-        self.state.world.config = self.state.world.config.updated(body)
+        self.state.world.set_config(self.state.world.config.updated(body))
         return _config_json(self.state)
 
     async def requests(self, request: Request) -> Any:
@@ -195,7 +201,56 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
 
-def build_control_app(state: DevState) -> Starlette:
-    return Starlette(
-        routes=Control(state).routes(), exception_handlers={HTTPException: _http_error}
-    )
+CONTROL_HEADER = "x-wfdlq-control"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def host_name(host_header: str) -> str:
+    """`127.0.0.1:8080` -> `127.0.0.1`, `[::1]:8080` -> `::1`, lower case."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
+class ControlGuard:
+    """Refuses control requests a web page could make: 403 for a foreign Host, 415 for
+    a state-changing request that is neither JSON nor marked with X-Wfdlq-Control."""
+
+    def __init__(self, app: ASGIApp, state: DevState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                status, message = refusal
+                await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = host_name(headers.get("host", ""))
+        if host not in self.state.allowed_hosts:
+            return 403, (
+                f"the control API only answers requests addressed to this server (Host "
+                f"{host or 'missing'!r} is not one of {sorted(self.state.allowed_hosts)}; "
+                f"start the server with --allow-host to add one)"
+            )
+        if scope["method"] in UNSAFE_METHODS and CONTROL_HEADER not in headers:
+            media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != "application/json":
+                return 415, (
+                    f"control {scope['method']} requests need Content-Type: application/json "
+                    f"(or an X-Wfdlq-Control header); got {media_type or 'none'!r}"
+                )
+        return None
+
+
+def build_control_app(state: DevState) -> ASGIApp:
+    app = Starlette(routes=Control(state).routes(), exception_handlers={HTTPException: _http_error})
+    return ControlGuard(app, state)

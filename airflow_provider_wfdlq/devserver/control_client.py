@@ -17,7 +17,11 @@ class DevServerControl:
 
     def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/__dev", timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.base_url + "/__dev",
+            timeout=timeout,
+            headers={"X-Wfdlq-Control": "1"},  # the control API refuses unmarked writes
+        )
 
     def __enter__(self) -> DevServerControl:
         return self
@@ -34,6 +38,8 @@ class DevServerControl:
         self._http.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        if body is None and method != "GET":
+            body = {}  # always JSON: the control API takes no other content type
         response = self._http.request(method, path, json=body)
         if response.status_code >= 400:
             raise DevServerControlError(f"{method} /__dev{path}: {response.text}")
@@ -58,8 +64,12 @@ class DevServerControl:
         return result
 
     def seed_entries(self, count: int = 1, **fields: Any) -> list[dict[str, Any]]:
-        """Add realistic entries with any DLQMessage field overridden (None removes it);
-        `incompatibleStep=True` makes resume answer 400 `Incompatible step name`."""
+        """Add realistic entries with any DLQMessage field overridden (None removes it).
+
+        `incompatibleStep=True`: the workflow's code changed before the failed step.
+        Resume still answers 200, but the new run fails at that step (whatever the
+        success ratio) with the workflow SDK's 500 `Incompatible step name` error and
+        comes back as a new entry that is incompatible too; restart works normally."""
         result: list[dict[str, Any]] = self._call("POST", "/entries", {"count": count, **fields})[
             "entries"
         ]
@@ -97,8 +107,11 @@ class DevServerControl:
         return result
 
     def set_config(self, **changes: Any) -> dict[str, Any]:
-        """page_cap, success_ratio, success_ratio_by_url ({workflow URL: ratio}),
-        run_seconds, callback_seconds, callback_outcome, rate_limit_rps, cursor_ttl_seconds."""
+        """Any WorldConfig field: page_cap, success_ratio, success_ratio_by_url
+        ({workflow URL: ratio}), run_seconds, callback_seconds, callback_outcome,
+        rate_limit_rps, cursor_ttl_seconds, and the readings keep_resumed, resumed_lag,
+        answer_order, max_ids_per_call, list_order, stale_cursor_every, frozen_cursor,
+        rate_limit_reset_unit, created_at_format, latency_ms (see `READINGS`)."""
         result: dict[str, Any] = self._call("POST", "/config", changes)
         return result
 
@@ -112,7 +125,9 @@ class DevServerControl:
         self._call("DELETE", "/requests")
 
     def actions(self) -> list[dict[str, Any]]:
-        """Every resume/restart/delete/callback action, in order."""
+        """Every resume/restart/delete/callback action actually taken, in order, repeats
+        included: `action`, `dlqId`, `workflowRunId`, `newWorkflowRunId`,
+        `newWorkflowCreatedAt` (int ms), `overrides`, `via` ("single" | "bulk"), `at`."""
         result: list[dict[str, Any]] = self._call("GET", "/actions")["actions"]
         return result
 

@@ -50,10 +50,12 @@ def build_state(
     anchor_ms: int | None = None,
     config: WorldConfig | None = None,
     faults: Iterable[FaultLike] = (),
+    allowed_hosts: Iterable[str] = (),
 ) -> DevState:
     world = World(seed=seed, entries=0, anchor_ms=anchor_ms, config=config)
     world.initial_entries = entries
     state = DevState(world=world, faults=FaultBook(seed), token=token)
+    state.allowed_hosts.update(host.strip("[]").lower() for host in allowed_hosts if host)
     state.initial_faults = [_fault_rule(fault).to_json() for fault in faults]
     reset_state(state, random_seed=random_seed)
     world.initial_seed = world.seed
@@ -88,9 +90,24 @@ class DevServer:
         callback_outcome: str = "CALLBACK_SUCCESS",
         rate_limit_rps: float | None = None,
         cursor_ttl_seconds: float | None = None,
+        success_ratio_by_url: dict[str, float] | None = None,
+        keep_resumed: bool = False,
+        resumed_lag: int = 0,
+        answer_order: str = "sent",
+        max_ids_per_call: int | None = None,
+        list_order: str = "oldest",
+        stale_cursor_every: int | None = None,
+        frozen_cursor: bool = False,
+        rate_limit_reset_unit: str = "s",
+        created_at_format: str = "ms",
+        latency_ms: float = 0,
         faults: Iterable[FaultLike] = (),
+        allowed_hosts: Iterable[str] = (),
         log_level: str = "warning",
     ) -> None:
+        """Every WorldConfig field is a keyword here (see `readings.READINGS`);
+        `allowed_hosts` adds Host header names the control API accepts besides
+        loopback and `host`."""
         config = WorldConfig().updated(
             {
                 "page_cap": page_cap,
@@ -100,6 +117,17 @@ class DevServer:
                 "callback_outcome": callback_outcome,
                 "rate_limit_rps": rate_limit_rps,
                 "cursor_ttl_seconds": cursor_ttl_seconds,
+                "success_ratio_by_url": dict(success_ratio_by_url or {}),
+                "keep_resumed": keep_resumed,
+                "resumed_lag": resumed_lag,
+                "answer_order": answer_order,
+                "max_ids_per_call": max_ids_per_call,
+                "list_order": list_order,
+                "stale_cursor_every": stale_cursor_every,
+                "frozen_cursor": frozen_cursor,
+                "rate_limit_reset_unit": rate_limit_reset_unit,
+                "created_at_format": created_at_format,
+                "latency_ms": latency_ms,
             }
         )
         self.state = build_state(
@@ -110,6 +138,7 @@ class DevServer:
             anchor_ms=anchor_ms,
             config=config,
             faults=faults,
+            allowed_hosts=[host, *allowed_hosts],
         )
         self.host = host
         self._requested_port = port

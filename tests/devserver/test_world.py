@@ -181,7 +181,9 @@ def test_run_logs_page_at_most_ten_runs(server: DevServer, api: httpx.Client) ->
     cursor = None
     pages = 0
     while True:
-        params = {"workflowRuns": joined, "count": 100, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"workflowRuns": joined, "count": 100}
+        if cursor:
+            params["cursor"] = cursor
         page = api.get(LOGS, params=params).json()
         assert len(page["runs"]) <= 10
         seen += [run["workflowRunId"] for run in page["runs"]]
