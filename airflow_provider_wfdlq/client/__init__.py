@@ -28,6 +28,7 @@ from airflow_provider_wfdlq.client.errors import (
 )
 from airflow_provider_wfdlq.client.filters import (
     FILTER_PARAM_NAMES,
+    MAX_LOG_RUNS,
     OVERRIDE_HEADER_NAMES,
     RUN_LOG_PARAM_NAMES,
     DLQFilters,
@@ -72,6 +73,7 @@ __all__ = [
     "DEV_TOKEN",
     "FILTER_PARAM_NAMES",
     "LABEL_PATTERN",
+    "MAX_LOG_RUNS",
     "OVERRIDE_HEADER_NAMES",
     "RUN_LOG_PARAM_NAMES",
     "RUN_STATES",

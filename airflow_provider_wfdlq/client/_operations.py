@@ -33,7 +33,12 @@ from airflow_provider_wfdlq.client.errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
-from airflow_provider_wfdlq.client.filters import DLQFilters, Overrides, RunLogFilters
+from airflow_provider_wfdlq.client.filters import (
+    MAX_LOG_RUNS,
+    DLQFilters,
+    Overrides,
+    RunLogFilters,
+)
 from airflow_provider_wfdlq.client.models import (
     BulkResult,
     DeleteResult,
@@ -199,7 +204,7 @@ class Operations:
         return self._parsed(Call("GET", dlq_path(DLQ, dlq_id)), DLQMessage.from_json)
 
     def run_log_pages(self, filters: RunLogFilters, count: Any) -> PageFlow[RunLogPage]:
-        params, page_size = filters.to_params(), self._count(count)
+        params, page_size = filters.to_params(), self._count(count, MAX_LOG_RUNS)
 
         def page(cursor: str | None) -> Flow[RunLogPage]:
             call = Call("GET", LOGS, _paged(params, check_cursor(cursor), page_size))

@@ -33,6 +33,7 @@ from airflow_provider_wfdlq.client.validation import (
 
 __all__ = [
     "FILTER_PARAM_NAMES",
+    "MAX_LOG_RUNS",
     "OVERRIDE_HEADER_NAMES",
     "RUN_LOG_PARAM_NAMES",
     "DLQFilters",
@@ -297,6 +298,29 @@ def _run_refs(value: Any, field: str) -> tuple[tuple[str, int], ...]:
     return tuple(_run_ref(item, field) for item in items)
 
 
+MAX_LOG_RUNS: Final = 10
+"""The most runs one logs call may name in ``workflowRuns``, and the largest ``count`` of a
+logs page: "Run mode (groupBy=workflowRunId): Max 10 (default 10)" (workflow/openapi.yaml,
+``GET /v2/workflows/logs``, ``count``)."""
+
+
+def _check_run_refs(value: Any, field: str) -> tuple[tuple[str, int], ...]:
+    refs = _run_refs(value, field)
+    if len(refs) > MAX_LOG_RUNS:
+        accepted = f"at most {MAX_LOG_RUNS} runs per logs call (ask in several calls)"
+        problem = f"names {len(refs)} runs"
+        raise ValidationError(field, value, accepted, problem)
+    return refs
+
+
+def _one_url(value: Any, field: str) -> str:
+    """The logs ``workflowUrl`` filter is ONE exact URL (a string in the OpenAPI)."""
+    if not isinstance(value, str):
+        accepted = "one workflow URL (an exact match; the logs API takes no list)"
+        raise ValidationError(field, value, accepted, "is not a single URL")
+    return check_url(value, field)
+
+
 class RunLogQuery(TypedDict, total=False):
     """The run-logs filters as keyword arguments of ``run_logs``/``iter_run_logs``."""
 
@@ -313,11 +337,11 @@ class RunLogQuery(TypedDict, total=False):
 _RUN_LOG_NORMALIZERS: Final[Mapping[str, Normalizer]] = {
     "workflow_run_id": _optional(check_run_id),
     "workflow_created_at": _optional(to_unix_ms),
-    "workflow_runs": _run_refs,
+    "workflow_runs": _check_run_refs,
     "state": _optional(check_run_state),
     "from_date": _optional(to_unix_ms),
     "to_date": _optional(to_unix_ms),
-    "workflow_url": _each(check_url),
+    "workflow_url": _optional(_one_url),
     "label": check_labels,
 }
 
@@ -332,7 +356,7 @@ class RunLogFilters:
     state: str | None = None
     from_date: int | None = None
     to_date: int | None = None
-    workflow_url: tuple[str, ...] = ()
+    workflow_url: str | None = None
     label: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

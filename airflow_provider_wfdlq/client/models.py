@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
+import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -50,13 +53,6 @@ def _required_text(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _required_int(data: Mapping[str, Any], key: str) -> int:
-    value = _int(data, key)
-    if value is None:
-        raise KeyError(key)
-    return value
-
-
 def _headers(data: Mapping[str, Any], key: str) -> Headers:
     """``{name: [values]}``; a single string value is taken as a one-value list."""
     raw = data.get(key) or {}
@@ -67,16 +63,46 @@ def _headers(data: Mapping[str, Any], key: str) -> Headers:
 
 
 def _body(data: Mapping[str, Any], key: str) -> str | None:
-    """``key`` or, if that is absent, ``key + "Base64"`` decoded (invalid UTF-8 replaced)."""
-    if data.get(key) is not None:
-        return str(data[key])
+    """``key``, or ``key + "Base64"`` decoded (invalid UTF-8 replaced) when ``key`` is empty.
+
+    Upstash (workflow/openapi.yaml, WorkflowDLQMessage): ``body``/``responseBody`` hold the
+    body "if it is composed of utf8 chars only, empty otherwise", and ``bodyBase64`` /
+    ``responseBodyBase64`` hold it base64-encoded when it is not UTF-8.
+    """
+    text = data.get(key)
     encoded = data.get(f"{key}Base64")
-    if encoded is None:
-        return None
+    if text or not encoded:
+        return None if text is None else str(text)
     try:
         return base64.b64decode(str(encoded), validate=True).decode("utf-8", "replace")
     except binascii.Error as exc:
         raise ValueError(f"{key}Base64 is not valid base64") from exc
+
+
+def _ms(value: Any) -> int | None:
+    """Unix ms from an int, its text, or ISO-8601 text; None if it is none of those.
+
+    ``workflowCreatedAt`` of a resume/restart answer is int64 ms in workflow/openapi.yaml,
+    but a string in @upstash/workflow's ``DLQResumeRestartResponse`` whose tests use ISO text.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
 
 
 def _cursor(data: Mapping[str, Any]) -> str | None:
@@ -186,16 +212,24 @@ class DLQMessage:
 
 @dataclass(frozen=True)
 class ResumedRun:
-    """The run a resume/restart created (or, for a callback retry, the ORIGINAL run)."""
+    """The run a resume/restart created (or, for a callback retry, the ORIGINAL run).
+
+    ``workflow_created_at`` is unix ms, read from an int, numeric text or ISO-8601 text;
+    it is None when the answer's value is none of those (the call has acted, so the answer
+    is never refused for it) and ``workflow_created_at_raw`` then keeps what was sent.
+    """
 
     workflow_run_id: str
-    workflow_created_at: int
+    workflow_created_at: int | None
+    workflow_created_at_raw: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
+        raw = data.get("workflowCreatedAt")
         return cls(
             workflow_run_id=_required_text(data, "workflowRunId"),
-            workflow_created_at=_required_int(data, "workflowCreatedAt"),
+            workflow_created_at=_ms(raw),
+            workflow_created_at_raw=raw,
         )
 
 
@@ -319,7 +353,9 @@ class FlowControlState:
         paused = data.get("isPaused", data.get("paused", False))
         return cls(
             flow_control_key=_text(data, "flowControlKey") or key,
-            waitlist_size=_int(data, "waitlistSize") or 0,
+            # qstash/openapi.yaml and @upstash/qstash's FlowControlInfo spell it waitListSize;
+            # workflow/openapi.yaml spells it waitlistSize: read both, the official one first.
+            waitlist_size=_int(data, "waitListSize") or _int(data, "waitlistSize") or 0,
             is_paused=paused is True or str(paused).lower() == "true",
             raw=dict(data),
         )

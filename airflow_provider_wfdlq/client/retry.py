@@ -105,11 +105,21 @@ def may_have_acted(outcome: httpx.Response | httpx.RequestError) -> bool:
     return outcome.status_code in AMBIGUOUS_STATUSES
 
 
+_MS_THRESHOLD = 1e11
+"""A reset above this is unix MILLISECONDS (1e11 s is the year 5138); Upstash documents
+``*-RateLimit-Reset`` only as "Time (in unix timestamp)" (qstash/api/api-ratelimiting.mdx)."""
+
+
 def _seconds_until(reset: str | None, now: float) -> float | None:
     try:
-        return max(0.0, float(reset) - now) if reset is not None else None
+        moment = float(reset) if reset is not None else None
     except ValueError:
         return None
+    if moment is None or moment != moment:  # missing, or NaN
+        return None
+    if moment > _MS_THRESHOLD:
+        moment /= 1000.0
+    return max(0.0, moment - now)
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
@@ -131,8 +141,8 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
 
     A window whose ``*-Remaining`` is 0 is the one that was hit, so its reset wins (the
     longest if both are exhausted: waiting for the shorter one would only earn another 429).
-    Otherwise the first of ``Burst-RateLimit-Reset``, ``RateLimit-Reset`` (unix seconds) and
-    ``Retry-After`` that is present and readable.
+    Otherwise the first of ``Burst-RateLimit-Reset``, ``RateLimit-Reset`` (unix seconds, or
+    ms if above 1e11) and ``Retry-After`` that is present and readable.
     """
     windows = {
         prefix: _seconds_until(headers.get(f"{prefix}-Reset"), now)

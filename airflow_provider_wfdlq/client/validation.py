@@ -186,6 +186,20 @@ def _flow_control_items(value: Any, field: str) -> list[tuple[str, Any]]:
     raise ValidationError(field, value, _FLOW_CONTROL_ACCEPTED, "is not valid flow control")
 
 
+def _single_unit(duration: str) -> str:
+    """``"1m30s"`` -> ``"90s"``: a period as @upstash/workflow sends it (``prepareFlowControl``
+    sends a number of seconds as ``f"{n}s"``; its ``Duration`` type is one number, one unit).
+    A whole number of a larger unit keeps it (``"1m"``, ``"2h"``)."""
+    seconds = sum(
+        int(amount) * dict(_UNIT_SECONDS)[unit]
+        for amount, unit in re.findall(r"(\d+)([dhms])", duration)
+    )
+    for unit, size in _UNIT_SECONDS:
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"  # unreachable: every duration is whole seconds
+
+
 def parse_flow_control(value: Any, field: str) -> FlowControl:
     """A :class:`FlowControl` from text, a mapping, or a FlowControl (re-checked)."""
     if isinstance(value, FlowControl):
@@ -200,7 +214,7 @@ def parse_flow_control(value: Any, field: str) -> FlowControl:
             raise ValidationError(field, value, _FLOW_CONTROL_ACCEPTED, problem)
         if key == "period":
             try:
-                found[key] = parse_duration(item, "period", allow_zero=False)
+                found[key] = _single_unit(parse_duration(item, "period", allow_zero=False))
             except ValidationError as exc:
                 problem = f"is not valid flow control ({exc})"
                 raise ValidationError(field, value, _FLOW_CONTROL_ACCEPTED, problem) from None
@@ -369,7 +383,7 @@ def check_flow_control_key(value: Any, field: str) -> str:
 # --- identifiers and states -----------------------------------------------------------------
 
 _DLQ_ID = re.compile(r"\d+-\d+")
-_RUN_ID = re.compile(r"wfr_[A-Za-z0-9_-]+")
+_RUN_ID_FORBIDDEN = re.compile(r"[\s,@\x00-\x1f\x7f]")
 
 
 def check_dlq_id(value: Any, field: str) -> str:
@@ -381,10 +395,23 @@ def check_dlq_id(value: Any, field: str) -> str:
 
 
 def check_run_id(value: Any, field: str) -> str:
-    """A workflow run id: ``wfr_`` and url-safe characters (length not enforced)."""
-    if not isinstance(value, str) or not _RUN_ID.fullmatch(value.strip()):
-        accepted = "a workflow run id 'wfr_<url-safe chars>', e.g. 'wfr_xE9pKv4R0s2hTq8yNc1aZ'"
+    """A workflow run id, generated or custom (``wfr_my-workflow``, ``order.1``...).
+
+    Upstash lets the caller choose the id (workflow trigger docs: ``my-workflow`` becomes
+    ``wfr_my-workflow``; older examples have no prefix), so only what breaks the wire is
+    refused: empty, whitespace, control characters, and ``,``/``@``, the separators of the
+    logs ``workflowRuns=ID1@MS1,ID2@MS2`` parameter.
+    """
+    accepted = (
+        "a workflow run id without whitespace, control characters, ',' or '@', "
+        "e.g. 'wfr_xE9pKv4R0s2hTq8yNc1aZ' or 'wfr_order.1'"
+    )
+    if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, value, accepted, "is not a workflow run id")
+    found = _RUN_ID_FORBIDDEN.search(value.strip())
+    if found:
+        problem = f"is not a workflow run id (it contains {found.group()!r})"
+        raise ValidationError(field, value, accepted, problem)
     return value.strip()
 
 

@@ -245,7 +245,7 @@ async def test_run_logs_with_every_filter(make_api: Callable[..., Api]) -> None:
         to_date=MS + 10,
         workflow_url="https://a.example/wf",
         label=["x", "y"],
-        count=20,
+        count=10,
         cursor="c",
     )
     assert api.server.calls == [
@@ -261,7 +261,7 @@ async def test_run_logs_with_every_filter(make_api: Callable[..., Api]) -> None:
                 ("label", "x"),
                 ("label", "y"),
                 ("cursor", "c"),
-                ("count", "20"),
+                ("count", "10"),
             ],
         )
     ]
