@@ -215,6 +215,10 @@ class BatchActor:
 
     def _partial(self, items: list[Item], runs: list[ResumedRun]) -> list[Result]:
         """The server acted on fewer ids than named (or answered oddly)."""
+        if not runs:
+            # No run made: nothing was acted on (each resume or restart makes a run).
+            why = "named in a call whose answer has no run"
+            return [Result(item, Outcome.NOT_ACTED, reason=why) for item in items]
         self.unpaired.extend(runs)
         if len(runs) < len(items) and len(runs) < self.batch_limit:
             self.batch_limit = max(1, len(runs))
@@ -224,6 +228,14 @@ class BatchActor:
                 len(items),
                 self.batch_limit,
             )
+        gone = (
+            [item for item in items if not self._present(item.dlq_id)]
+            if not self.probe.seen_stay
+            else []
+        )
+        if not self.probe.proven and len(gone) == len(runs) > 0:
+            # As many entries left as runs were made: the server removes what it acted on.
+            self.probe.saw(False)
         if not self.probe.proven:
             log.error(
                 "A call named %d entries and the answer has %d runs; which entries were acted "
@@ -234,7 +246,6 @@ class BatchActor:
             )
             reason = f"the call named {len(items)} ids and its answer has {len(runs)} runs"
             return [Result(item, Outcome.UNKNOWN, reason=reason) for item in items]
-        gone = [item for item in items if not self._present(item.dlq_id)]
         stayed = [item for item in items if item not in gone]
         results = [
             Result(item, Outcome.NOT_ACTED, reason="named in a call that did not act on it")

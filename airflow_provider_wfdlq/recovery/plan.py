@@ -99,7 +99,10 @@ def oldest_first(items: Iterable[Item]) -> list[Item]:
 
 @dataclass
 class Listing:
-    """What one listing saw: the selected worklist (oldest first) and its counts."""
+    """What one listing saw: the selected worklist (oldest first) and its counts.
+
+    ``listed`` counts the entries this listing decided on (selected, skipped, or, for named
+    ids, vanished); ``already_sent`` those it dropped because the ledger has them."""
 
     items: list[Item]
     listed: int = 0
@@ -152,12 +155,12 @@ class PlanBuilder:
                 continue
             self.pace()
             listing.requests += 1
+            listing.listed += 1
             try:
                 message = self.client.get_message(dlq_id)
             except NotFoundError:
                 self.on_vanished(dlq_id)
                 continue
-            listing.listed += 1
             self._take(message, chosen)
         listing.items = oldest_first(chosen.values())
         return listing
@@ -216,7 +219,6 @@ class PlanBuilder:
                     continue
                 seen.add(message.dlq_id)
                 fresh += 1
-                listing.listed += 1
                 if len(seen) > self.max_entries:
                     raise ListingError(
                         f"more than {self.max_entries} entries match; narrow the filters "
@@ -225,6 +227,7 @@ class PlanBuilder:
                 if message.dlq_id in self.exclude:
                     listing.already_sent += 1
                     continue
+                listing.listed += 1
                 self._take(message, chosen)
             new_since_restart += fresh
             fruitless_pages = 0 if fresh else fruitless_pages + 1

@@ -182,11 +182,17 @@ class Redrive:
         self._bound = int(state["bound"]) if state else self.now_ms()
         if state:
             self._restore(state)
+        # Entries earlier tries decided on and will not be listed again as candidates: what
+        # they sent (the ledger) and, listing by filters, what vanished as they acted.
+        known_before = len(self.ledger)
+        if not self.plan.filters.dlq_ids:
+            known_before += self.report.counts.get("vanished", 0)
         try:
             self._settle_in_flight(int(state.get("settled", 0)) if state else self.ledger.chunks)
             listing = self._list()
-            self.report.found = listing.listed + listing.already_sent
-            self.report.selected = len(listing.items) + listing.already_sent
+            self.report.found = known_before + listing.listed
+            skipped = sum(n for k, n in self.report.counts.items() if k.startswith("skipped_"))
+            self.report.selected = self.report.found - skipped
             self._metric("matched", listing.listed)
             if self.plan.dry_run:
                 self._preview(listing.items)
@@ -424,9 +430,15 @@ class Redrive:
         )
 
     def _report_state(self) -> dict[str, Any]:
-        """What a retry keeps: what was done. Listing counts are the next listing's."""
+        """What a retry keeps: what was done. Listing counts are the next listing's (named
+        ids that vanished are found vanished again)."""
         state = self.report.to_state()
-        state["counts"] = {k: n for k, n in state["counts"].items() if not _listing_count(k)}
+        listing_keys: tuple[str, ...] = ("skipped_", "expiring_", "left_", "would_")
+        if self.plan.filters.dlq_ids:
+            listing_keys += ("vanished",)
+        state["counts"] = {
+            k: n for k, n in state["counts"].items() if not k.startswith(listing_keys)
+        }
         return state
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -457,7 +469,3 @@ class Redrive:
 
 def _bare(dlq_id: str) -> Item:
     return Item(dlq_id, None, None, None, None, None, ())
-
-
-def _listing_count(key: str) -> bool:
-    return key.startswith(("skipped_", "expiring_", "left_", "would_"))
