@@ -4,6 +4,7 @@ what the server did), not against the engine's own report."""
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 from airflow_provider_wfdlq.recovery import RedriveReport
@@ -52,7 +53,7 @@ def assert_oldest_first(server: Any, created: dict[str, int], batch: int = 1) ->
     of one batch may go out together: ``batch`` > 1 orders batches, not calls in them)."""
     order = [created[i] for i in acted_ids(server) if i in created]
     chunks = [order[k : k + batch] for k in range(0, len(order), batch)]
-    for earlier, later in zip(chunks, chunks[1:], strict=False):
+    for earlier, later in pairwise(chunks):
         assert max(earlier) <= min(later), "not oldest first"
     assert all(c == sorted(c) for c in chunks) or batch > 1, "not oldest first"
 
