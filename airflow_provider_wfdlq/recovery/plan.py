@@ -50,6 +50,10 @@ class ListingError(WFDLQError):
     """The DLQ listing cannot end (a repeated cursor, no progress) or is too large."""
 
 
+class ListingStopped(Exception):
+    """A stop was requested while listing: nothing was acted on."""
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """One entry in the worklist: what acting on it and reporting it need, nothing more."""
@@ -181,7 +185,7 @@ class PlanBuilder:
         new_since_restart = 0
         while True:
             if self.should_stop():
-                raise ListingError("stopped while listing; nothing was acted on")
+                raise ListingStopped
             self.pace()
             listing.requests += 1
             try:

@@ -36,7 +36,13 @@ from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe, Result
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger, MemoryStore, StateStore
 from airflow_provider_wfdlq.recovery.gate import SafetyGate, Tripped
 from airflow_provider_wfdlq.recovery.pacing import Pacer, Pacing
-from airflow_provider_wfdlq.recovery.plan import DEFAULT_MAX_ENTRIES, Item, Listing, PlanBuilder
+from airflow_provider_wfdlq.recovery.plan import (
+    DEFAULT_MAX_ENTRIES,
+    Item,
+    Listing,
+    ListingStopped,
+    PlanBuilder,
+)
 from airflow_provider_wfdlq.recovery.report import NullSink, RedriveReport, ReportSink, format_table
 from airflow_provider_wfdlq.recovery.retention import Retention
 from airflow_provider_wfdlq.recovery.runs import RunOutcome, follow_runs
@@ -189,7 +195,12 @@ class Redrive:
             known_before += self.report.counts.get("vanished", 0)
         try:
             self._settle_in_flight(int(state.get("settled", 0)) if state else self.ledger.chunks)
-            listing = self._list()
+            try:
+                listing = self._list()
+            except ListingStopped:
+                self.report.stopped = Stop.STOPPED.value
+                log.info("Stopped while listing; nothing was acted on by this try.")
+                return self.report
             self.report.found = known_before + listing.listed
             skipped = sum(n for k, n in self.report.counts.items() if k.startswith("skipped_"))
             self.report.selected = self.report.found - skipped
