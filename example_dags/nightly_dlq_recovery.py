@@ -11,23 +11,25 @@ the workflow dead-letter queue and resumes them from the step that failed.
    It waits in the triggerer (`deferrable=True`), so hours of waiting hold no worker slot,
    and fails after two hours rather than skipping: tomorrow's window will not cover
    tonight's entries.
-3. **resume** resumes exactly the data interval's entries, page by page, with:
+3. **resume** lists exactly the data interval's entries first (no side effects), then
+   resumes the selected ones oldest first, by `dlqIds` in batches of up to 50, with:
    - `retries: 3`: a resumed run gets a few more tries than a first run might;
    - a flow-control key per night (`airflow-redrive-<date>`) with `parallelism=5,
      rate=20, period=1m`, so a large backlog drains without starving live traffic, and
      the whole redrive can be paused in Upstash under one key;
-   - `max_resumes: 5000` so a night that went badly wrong does not redrive without bound;
-     the result names the cursor to go on from;
-   - task `retries: 2`: a retried task goes on from its checkpoint and never resumes an
-     entry twice;
-   - safe-recovery policies: entries that answered 489 ("do not retry") are skipped; a
-     **canary** of 20 runs is resumed first and must reach 75% success within 30 minutes;
-     a **circuit breaker** stops the walk when more than half of the finished runs failed
-     again; a trip (or killing the task) **pauses** the night's flow-control key and fails
-     the task without retrying; each new run gets the label `airflow:<dag_id>:<run_id>`
-     appended to its own labels; API calls are paced at 10 per second; with the
-     connection's `retention` extra, entries left behind that would expire before the
-     next night are named in the result;
+   - `max_resumes: 5000` so a night that went badly wrong does not redrive without bound:
+     the 5000 oldest are resumed, the rest are left in the DLQ and counted
+     (`left_max_resumes`);
+   - task `retries: 2`: every id sent is written to a ledger in the task's durable state
+     first, so a retried task lists again and never sends an entry twice;
+   - safe-recovery policies (`safety={...}`): entries that answered 489 ("do not retry")
+     are skipped; a **canary** of 20 runs is resumed first and must reach 75% success
+     within 30 minutes; a **circuit breaker** stops the walk when more than half of the
+     finished runs failed again; a trip (or killing the task) **pauses** the night's
+     flow-control key and fails the task without retrying; each new run gets the label
+     `airflow:<dag_id>:<run_id>` appended to its own labels; API calls are paced at 10 per
+     second (`pacing={...}`); with the connection's `retention` extra, entries left behind
+     that would expire before the next night are named in the result;
    - a JSON-lines report per night under `params.report_dir`, one line per entry.
 4. **follow** follows the resumed runs to their outcome (`WorkflowRunSensor`, deferrable):
    one run-logs request per 100 runs still running, every minute, for up to 4 hours.
@@ -92,16 +94,18 @@ with DAG(
         # task, pauses the night's flow-control key; every new run is labelled with this
         # DAG run; API calls are paced; the connection's `retention` extra names what would
         # expire before tomorrow.
-        canary=20,
-        canary_min_success_ratio=0.75,
-        canary_timeout=30 * 60,
-        poll_interval=10,
-        breaker_max_failure_ratio=0.5,
-        breaker_min_finished=50,
-        pause_on_trip=True,
-        pause_on_kill=True,
+        safety={
+            "canary": 20,
+            "canary_min_success_ratio": 0.75,
+            "canary_timeout": 30 * 60,
+            "poll_interval": 10,
+            "breaker_max_failure_ratio": 0.5,
+            "breaker_min_finished": 50,
+            "pause_on_trip": True,
+            "pause_on_kill": True,
+        },
+        pacing={"requests_per_second": 10},
         audit_label=True,
-        requests_per_second=10,
         max_resumes=5000,
         report_path=REPORT,
         retries=2,

@@ -2,8 +2,9 @@
 
 Each task selects its own workflow URL, so one run covers them all: the default skip of
 489s, a canary over a workflow whose resumed runs all fail (and the pause of its key),
-the audit label appended to each run's labels, the restart fallback off and on, the
-circuit breaker, retention awareness and client-side pacing.
+the audit label appended to each run's labels, the circuit breaker, retention awareness
+and client-side pacing. Safety settings go in ``safety={...}``, call sizes and pacing in
+``pacing={...}``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ URLS = {
         "mixed-489",
         "broken",
         "labelled",
-        "incompatible-off",
-        "incompatible-on",
         "flaky",
         "ageing",
         "paced",
@@ -44,11 +43,13 @@ with DAG(
         task_id="canary_trips",
         filters={**WINDOW, "workflow_url": URLS["broken"]},
         overrides={"flow_control_key": CANARY_KEY, "flow_control": "parallelism=2"},
-        canary=3,
-        canary_min_success_ratio=0.9,
-        canary_timeout=60,
-        poll_interval=0.2,
-        pause_on_trip=True,
+        safety={
+            "canary": 3,
+            "canary_min_success_ratio": 0.9,
+            "canary_timeout": 60,
+            "poll_interval": 0.2,
+            "pause_on_trip": True,
+        },
         retries=2,  # a tripped canary fails at once anyway: retrying would feed the bug
     )
     ResumeDLQOperator(
@@ -58,22 +59,16 @@ with DAG(
         audit_label=True,
     )
     ResumeDLQOperator(
-        task_id="restart_fallback_off",
-        filters={**WINDOW, "workflow_url": URLS["incompatible-off"]},
-    )
-    ResumeDLQOperator(
-        task_id="restart_fallback_on",
-        filters={**WINDOW, "workflow_url": URLS["incompatible-on"]},
-        restart_incompatible=True,
-    )
-    ResumeDLQOperator(
         task_id="breaker_trips",
         filters={**WINDOW, "workflow_url": URLS["flaky"]},
-        count=2,
-        requests_per_second=10,  # pages slower than the runs, so some finish mid-walk
-        breaker_max_failure_ratio=0.5,
-        breaker_min_finished=3,
-        pause_on_trip=True,  # no key in the overrides: the default key per DAG run
+        # Batches of 2 at 10 requests a second: slower than the runs, so some finish
+        # mid-walk and the breaker sees them between batches.
+        pacing={"batch_size": 2, "requests_per_second": 10},
+        safety={
+            "breaker_max_failure_ratio": 0.5,
+            "breaker_min_finished": 3,
+            "pause_on_trip": True,  # no key in the overrides: the default key per DAG run
+        },
     )
     ResumeDLQOperator(
         task_id="retention_reported",
@@ -83,8 +78,7 @@ with DAG(
     ResumeDLQOperator(
         task_id="paced",
         filters={**WINDOW, "workflow_url": URLS["paced"]},
-        count=2,
-        requests_per_second=20,
+        pacing={"page_size": 2, "batch_size": 2, "requests_per_second": 20},
     )
 
 with DAG(
@@ -97,7 +91,7 @@ with DAG(
         task_id="killed",
         filters=WINDOW,
         overrides={"flow_control_key": "airflow-redrive-killed"},
-        count=10,
+        pacing={"batch_size": 10},
         report_path="{{ dag_run.conf['report_path'] }}",
-        pause_on_kill=True,
+        safety={"pause_on_kill": True},
     )

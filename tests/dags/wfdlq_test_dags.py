@@ -1,7 +1,9 @@
 """DAGs the end-to-end tests run through ``dag.test()``; every argument comes from the run's conf.
 
 ``render_template_as_native_obj`` lets a whole mapping come from one template, so one DAG
-serves every filter, override and safety test.
+serves every filter, override, pacing and safety test. A templated argument that renders to
+nothing fails the task (it never switches a limit off), so every template here has a real
+default, and ``report_path`` is templated only where the test always gives one.
 """
 
 from __future__ import annotations
@@ -22,22 +24,25 @@ def conf(name: str, default: str) -> str:
     return "{{ dag_run.conf.get('" + name + "', " + default + ") }}"
 
 
+#: "No cap" as a template: a template rendering None would fail the task (fail closed).
+NO_CAP = "1000000"
+
+
 def _redrive(
     task_id: str, operator: type[ResumeDLQOperator] = ResumeDLQOperator, **kwargs: Any
 ) -> Any:
-    return operator(
-        task_id=task_id,
-        filters=conf("filters", "{}"),
-        overrides=conf("overrides", "{}"),
-        action=conf("action", "'resume'"),
-        cursor=conf("cursor", "None"),
-        count=conf("count", "50"),
-        resume_all=conf("resume_all", "False"),
-        max_resumes=conf("max_resumes", "None"),
-        dry_run=conf("dry_run", "False"),
-        report_path=conf("report_path", "None"),
+    arguments: dict[str, Any] = {
+        "filters": conf("filters", "{}"),
+        "overrides": conf("overrides", "{}"),
+        "action": conf("action", "'resume'"),
+        "resume_all": conf("resume_all", "False"),
+        "max_resumes": conf("max_resumes", NO_CAP),
+        "dry_run": conf("dry_run", "False"),
+        "pacing": conf("pacing", "{}"),
+        "safety": conf("safety", "{}"),
         **kwargs,
-    )
+    }
+    return operator(task_id=task_id, **arguments)
 
 
 with DAG(
@@ -85,7 +90,13 @@ with DAG(
     start_date=START,
     render_template_as_native_obj=True,
 ):
-    _redrive("redrive", DiesOnFirstTry, retries=1, retry_delay=pendulum.duration(seconds=0))
+    _redrive(
+        "redrive",
+        DiesOnFirstTry,
+        report_path="{{ dag_run.conf['report_path'] }}",
+        retries=1,
+        retry_delay=pendulum.duration(seconds=0),
+    )
 
 
 with DAG(
@@ -122,7 +133,7 @@ with DAG(
             "label": "redrive-{{ ds_nodash }}",
             "failure_callback": "{{ params.callback }}",
         },
-        count="{{ 25 }}",
+        pacing={"page_size": "{{ 25 }}"},
     )
     ResumeDLQOperator(task_id="refuses_the_whole_dlq")
     ResumeDLQOperator(
