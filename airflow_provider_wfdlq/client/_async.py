@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
@@ -9,7 +10,14 @@ from typing import Any, Self, TypeVar, Unpack
 import httpx
 
 from airflow_provider_wfdlq.client._operations import Operations, PageFlow
-from airflow_provider_wfdlq.client._wire import Flow, Outcome, Sleep
+from airflow_provider_wfdlq.client._wire import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    Call,
+    Flow,
+    Outcome,
+    Sleep,
+    deadline_exceeded,
+)
 from airflow_provider_wfdlq.client.constants import DEFAULT_BASE_URL
 from airflow_provider_wfdlq.client.filters import DLQFilters, Overrides, RunLogFilters, RunLogQuery
 from airflow_provider_wfdlq.client.models import (
@@ -48,8 +56,21 @@ class AsyncWorkflowDLQClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        total_timeout: float | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        allow_insecure_http: bool = False,
+        auth_hint: str | None = None,
     ) -> None:
-        self._ops = Operations(token, base_url, retry, timeout)
+        self._ops = Operations(
+            token,
+            base_url,
+            retry,
+            timeout,
+            total_timeout=total_timeout,
+            max_answer_bytes=max_answer_bytes,
+            allow_insecure_http=allow_insecure_http,
+            auth_hint=auth_hint,
+        )
         self._http = httpx.AsyncClient(
             transport=transport, timeout=self._ops.timeout, follow_redirects=False
         )
@@ -84,10 +105,31 @@ class AsyncWorkflowDLQClient:
                 await self._ops.policy.async_sleep(step.seconds)
                 outcome = None
             else:
+                outcome = await self._send(step)
+
+    async def _send(self, call: Call) -> Outcome:
+        """One attempt: the answer read in full, or the httpx error that ended it.
+
+        The body is streamed so the size cap holds while it arrives, and the whole attempt
+        (connect, send, headers, body) runs under the ``total_timeout`` deadline (httpx's
+        own timeout is per read).
+        """
+        request = self._ops.request(call)
+        deadline = self._ops.deadline()
+        try:
+            async with asyncio.timeout(self._ops.total_timeout):
+                response = await self._http.send(request, stream=True)
                 try:
-                    outcome = await self._http.send(self._ops.request(step))
-                except httpx.RequestError as exc:
-                    outcome = exc
+                    guard = self._ops.body_guard(call, response, deadline)
+                    async for chunk in response.aiter_bytes():
+                        guard.add(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return deadline_exceeded(request, self._ops.total_timeout)
+        except httpx.RequestError as exc:
+            return exc
+        return guard.response()
 
     async def _pages(self, page: PageFlow[Page]) -> AsyncIterator[Page]:
         cursor = None

@@ -7,6 +7,7 @@ Public methods here check ALL arguments eagerly, then return a flow; so a bad va
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -14,15 +15,19 @@ from urllib.parse import quote
 import httpx
 
 from airflow_provider_wfdlq.client._wire import (
+    DEFAULT_MAX_ANSWER_BYTES,
     Answer,
+    BodyGuard,
     Call,
     Flow,
     Sleep,
     api_error,
     build_request,
     check_base_url,
+    check_max_answer_bytes,
     check_timeout,
     check_token,
+    check_transport_security,
     dlq_path,
     json_object,
     outcome_unknown,
@@ -93,16 +98,46 @@ def _paged(
 class Operations:
     """The DLQ protocol without I/O: arguments in, flows out."""
 
-    def __init__(self, token: Any, base_url: Any, retry: Any, timeout: Any) -> None:
+    def __init__(
+        self,
+        token: Any,
+        base_url: Any,
+        retry: Any,
+        timeout: Any,
+        *,
+        total_timeout: Any = None,
+        max_answer_bytes: Any = DEFAULT_MAX_ANSWER_BYTES,
+        allow_insecure_http: Any = False,
+        auth_hint: Any = None,
+    ) -> None:
         self.token = check_token(token)
         self.base_url = check_base_url(base_url)
+        self.insecure = check_transport_security(self.base_url, allow_insecure_http)
         self.timeout = check_timeout(timeout)
+        self.total_timeout = (
+            self.timeout if total_timeout is None else check_timeout(total_timeout, "total_timeout")
+        )
+        self.max_answer_bytes = check_max_answer_bytes(max_answer_bytes)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", retry, "a RetryPolicy or None", "is not a RetryPolicy")
         self.policy = retry if retry is not None else RetryPolicy()
+        if auth_hint is not None and not isinstance(auth_hint, str):
+            raise ValidationError("auth_hint", auth_hint, "text or None", "is not text")
+        self.auth_hint = auth_hint or (
+            f"check the QStash token, and that {self.base_url} is the API URL of the token's "
+            "region (e.g. https://qstash-eu-central-1.upstash.io or "
+            "https://qstash-us-east-1.upstash.io)"
+        )
 
     def request(self, call: Call) -> httpx.Request:
         return build_request(call, self.base_url, self.token, self.timeout)
+
+    def deadline(self) -> float:
+        """The ``time.monotonic()`` instant by which an attempt starting now must be done."""
+        return time.monotonic() + self.total_timeout
+
+    def body_guard(self, call: Call, response: httpx.Response, deadline: float) -> BodyGuard:
+        return BodyGuard(call, response, self.max_answer_bytes, deadline, self.total_timeout)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -141,6 +176,8 @@ class Operations:
         return Answer(call, outcome)
 
     def error(self, answer: Answer, hint: str = "") -> APIError:
+        if answer.status in (401, 403) and not hint:
+            hint = self.auth_hint
         return api_error(answer, self.token, self.policy.clock(), hint)
 
     def result(self, answer: Answer, parse: Callable[[Mapping[str, Any]], T]) -> T:

@@ -9,7 +9,13 @@ from typing import Any, Self, TypeVar, Unpack
 import httpx
 
 from airflow_provider_wfdlq.client._operations import Operations, PageFlow
-from airflow_provider_wfdlq.client._wire import Flow, Outcome, Sleep
+from airflow_provider_wfdlq.client._wire import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    Call,
+    Flow,
+    Outcome,
+    Sleep,
+)
 from airflow_provider_wfdlq.client.constants import DEFAULT_BASE_URL
 from airflow_provider_wfdlq.client.filters import DLQFilters, Overrides, RunLogFilters, RunLogQuery
 from airflow_provider_wfdlq.client.models import (
@@ -46,8 +52,21 @@ class WorkflowDLQClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        total_timeout: float | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        allow_insecure_http: bool = False,
+        auth_hint: str | None = None,
     ) -> None:
-        self._ops = Operations(token, base_url, retry, timeout)
+        self._ops = Operations(
+            token,
+            base_url,
+            retry,
+            timeout,
+            total_timeout=total_timeout,
+            max_answer_bytes=max_answer_bytes,
+            allow_insecure_http=allow_insecure_http,
+            auth_hint=auth_hint,
+        )
         self._http = httpx.Client(
             transport=transport, timeout=self._ops.timeout, follow_redirects=False
         )
@@ -82,10 +101,26 @@ class WorkflowDLQClient:
                 self._ops.policy.sleep(step.seconds)
                 outcome = None
             else:
-                try:
-                    outcome = self._http.send(self._ops.request(step))
-                except httpx.RequestError as exc:
-                    outcome = exc
+                outcome = self._send(step)
+
+    def _send(self, call: Call) -> Outcome:
+        """One attempt: the answer read in full, or the httpx error that ended it.
+
+        The body is streamed so the size cap and the whole-attempt deadline hold while it
+        arrives (httpx's own timeout is per read).
+        """
+        deadline = self._ops.deadline()
+        try:
+            response = self._http.send(self._ops.request(call), stream=True)
+            try:
+                guard = self._ops.body_guard(call, response, deadline)
+                for chunk in response.iter_bytes():
+                    guard.add(chunk)
+            finally:
+                response.close()
+        except httpx.RequestError as exc:
+            return exc
+        return guard.response()
 
     def _pages(self, page: PageFlow[Page]) -> Iterator[Page]:
         cursor = None

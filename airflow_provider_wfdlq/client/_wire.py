@@ -8,7 +8,10 @@ clients only drive flows, so everything that decides anything lives here and in
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
+import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
@@ -34,6 +37,8 @@ from airflow_provider_wfdlq.client.retry import rate_limit_wait
 from airflow_provider_wfdlq.client.validation import check_dlq_id
 
 T = TypeVar("T")
+
+logger = logging.getLogger("airflow_provider_wfdlq.client")
 
 USER_AGENT = f"airflow-provider-wfdlq/{__version__} httpx/{httpx.__version__}"
 _ERROR_EXCERPT = 200
@@ -89,11 +94,22 @@ def dlq_path(prefix: str, dlq_id: Any, field: str = "dlq_id") -> str:
     return f"{prefix}/{quote(check_dlq_id(dlq_id, field), safe='')}"
 
 
-def check_token(token: Any) -> str:
-    """A usable token; the message never shows it, even when it is malformed."""
-    if not isinstance(token, str) or not token.strip() or any(c.isspace() for c in token.strip()):
-        raise ValidationError("token", "<redacted>", "a non-empty token without whitespace")
-    return token.strip()
+def check_token(token: Any, field: str = "token") -> str:
+    """A usable token: non-empty, no whitespace (not even around it), no control character.
+
+    Such a token would break the ``Authorization`` header, and httpx's error about it shows
+    the header in an escaped form that redaction cannot find; so it is refused here, with a
+    message that never shows the token.
+    """
+    accepted = "a non-empty token without whitespace or control characters"
+    if not isinstance(token, str) or not token:
+        raise ValidationError(field, "<redacted>", accepted, "is empty or not text")
+    if any(c.isspace() for c in token):
+        problem = "contains whitespace (a pasted space or newline?)"
+        raise ValidationError(field, "<redacted>", accepted, problem)
+    if any(not c.isprintable() for c in token):
+        raise ValidationError(field, "<redacted>", accepted, "contains a control character")
+    return token
 
 
 def check_base_url(base_url: Any) -> str:
@@ -111,10 +127,52 @@ def check_base_url(base_url: Any) -> str:
     return str(url).rstrip("/")
 
 
-def check_timeout(timeout: Any) -> float:
+def is_loopback(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``), 127.0.0.0/8 and ``::1``."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport_security(base_url: str, allow_insecure_http: Any) -> bool:
+    """Refuse to send the token in clear: plain http only to a loopback host, unless the
+    caller opts in explicitly (then a loud warning is logged)."""
+    if not isinstance(allow_insecure_http, bool):
+        accepted = "True or False (a bool, not text)"
+        raise ValidationError("allow_insecure_http", allow_insecure_http, accepted, "is not a bool")
+    url = httpx.URL(base_url)
+    if url.scheme != "http" or is_loopback(url.host):
+        return False
+    if not allow_insecure_http:
+        accepted = (
+            "an https:// URL (plain http only to localhost/127.0.0.1/::1), or "
+            "allow_insecure_http=True to send the token in clear anyway"
+        )
+        problem = "is plain http to a non-loopback host: the token would travel in clear"
+        raise ValidationError("base_url", base_url, accepted, problem)
+    logger.warning(
+        "INSECURE: allow_insecure_http is set, so the QStash token is sent IN CLEAR over plain "
+        "http to %s; anyone on the network path can read and reuse it. Use https.",
+        base_url,
+    )
+    return True
+
+
+def check_timeout(timeout: Any, field: str = "timeout") -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValidationError("timeout", timeout, "a number of seconds > 0", "is not a timeout")
+        raise ValidationError(field, timeout, "a number of seconds > 0", "is not a timeout")
     return float(timeout)
+
+
+def check_max_answer_bytes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        accepted = f"an int of bytes >= 1 (default {DEFAULT_MAX_ANSWER_BYTES})"
+        raise ValidationError("max_answer_bytes", value, accepted, "is not a size")
+    return value
 
 
 def build_request(call: Call, base_url: str, token: str, timeout: float) -> httpx.Request:
@@ -169,6 +227,77 @@ def api_error(answer: Answer, token: str, now: float, hint: str = "") -> APIErro
 def transport_error(call: Call, exc: httpx.RequestError, token: str) -> TransportError:
     detail = redact(f"{type(exc).__name__}: {exc}", token)
     return TransportError(detail, call.method, call.path)
+
+
+DEFAULT_MAX_ANSWER_BYTES = 32 * 1024 * 1024
+"""The largest answer read (decoded bytes); a DLQ page of 100 entries is far below it."""
+
+
+class BodyGuard:
+    """Collects an answer's body chunk by chunk, enforcing the size cap and the deadline.
+
+    ``deadline`` is a ``time.monotonic()`` instant for the WHOLE attempt (httpx's timeout is
+    per read: a server trickling a byte every half second would never trip it). Too late:
+    an ``httpx.ReadTimeout`` (an outcome like any read timeout: reads retry, actions raise
+    OutcomeUnknownError). Too big: :class:`UnexpectedAnswerError` at once, the rest unread.
+    """
+
+    def __init__(
+        self,
+        call: Call,
+        response: httpx.Response,
+        limit: int,
+        deadline: float,
+        total_timeout: float,
+    ) -> None:
+        self.call, self.status, self.headers = call, response.status_code, response.headers
+        self.request = response.request
+        self.limit, self.deadline, self.total_timeout = limit, deadline, total_timeout
+        self.parts: list[bytes] = []
+        self.size = 0
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(f"declares {int(declared)} bytes")
+        self._check_deadline()
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise self._too_large("is bigger")
+        self.parts.append(chunk)
+        self._check_deadline()
+
+    def response(self) -> httpx.Response:
+        """The answer with its whole body in memory (already decoded, so no encoding)."""
+        dropped = {b"content-encoding", b"content-length", b"transfer-encoding"}
+        headers = [(k, v) for k, v in self.headers.raw if k.lower() not in dropped]
+        return httpx.Response(
+            self.status, headers=headers, content=b"".join(self.parts), request=self.request
+        )
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise httpx.ReadTimeout(
+                f"no complete answer within the whole-request deadline of "
+                f"{self.total_timeout:g}s (total_timeout; the server is slow or trickling)",
+                request=self.request,
+            )
+
+    def _too_large(self, how: str) -> UnexpectedAnswerError:
+        problem = (
+            f"the answer {how} than the cap of {self.limit} bytes (max_answer_bytes); "
+            "it was not read"
+        )
+        return UnexpectedAnswerError(self.status, problem, self.call.method, self.call.path)
+
+
+def deadline_exceeded(request: httpx.Request, total_timeout: float) -> httpx.ReadTimeout:
+    """The outcome of an attempt cut short by the overall deadline (async driver)."""
+    return httpx.ReadTimeout(
+        f"no complete answer within the whole-request deadline of {total_timeout:g}s "
+        "(total_timeout; the server is slow or trickling)",
+        request=request,
+    )
 
 
 def outcome_unknown(call: Call, outcome: Outcome, token: str) -> OutcomeUnknownError:

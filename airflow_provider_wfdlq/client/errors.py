@@ -6,6 +6,7 @@ comes from the server is passed through :func:`redact` by the code that raises i
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 _MAX_VALUE_REPR = 200
@@ -147,5 +148,11 @@ class OutcomeUnknownError(WFDLQError):
 
 
 def redact(text: str, secret: str) -> str:
-    """Remove ``secret`` from server-provided text before it goes into an exception or log."""
-    return text.replace(secret, "***") if secret else text
+    """Remove ``secret`` from server-provided text before it goes into an exception or log.
+
+    Case-insensitive: a server or proxy that echoes the token upper- or lower-cased still
+    leaks it.
+    """
+    if not secret:
+        return text
+    return re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)

@@ -26,6 +26,12 @@ from airflow_provider_wfdlq.client import (
     WFDLQError,
     WorkflowDLQClient,
 )
+from airflow_provider_wfdlq.client._wire import (
+    check_base_url,
+    check_token,
+    check_transport_security,
+)
+from airflow_provider_wfdlq.client.validation import check_bool
 from airflow_provider_wfdlq.connection_form import (
     CONN_TYPE,
     DEFAULT_CONN_NAME,
@@ -51,9 +57,32 @@ class ClientSettings:
     retry: RetryPolicy
     #: The plan's DLQ retention as configured (``"3d"``, ``7``...), or None if not set.
     retention: str | float | None = None
+    #: Extra ``allow_insecure_http``: send the token over plain http to a non-loopback host.
+    allow_insecure_http: bool = False
+    #: The connection these settings came from (named in authentication errors).
+    conn_id: str | None = None
 
     def __repr__(self) -> str:
         return f"ClientSettings(base_url={self.base_url!r}, timeout={self.timeout!r}, token=***)"
+
+    @property
+    def auth_hint(self) -> str:
+        """What a 401/403 should tell the user to check."""
+        where = f"the Airflow connection {self.conn_id!r}" if self.conn_id else "the connection"
+        return (
+            f"check {where} (host {self.base_url}): the QStash token (QSTASH_TOKEN) belongs in "
+            "its password field, and a regional token needs its region's URL as host (e.g. "
+            "https://qstash-eu-central-1.upstash.io or https://qstash-us-east-1.upstash.io)"
+        )
+
+    def client_args(self) -> dict[str, Any]:
+        """Keyword arguments shared by the sync and async clients."""
+        return {
+            "timeout": self.timeout,
+            "retry": self.retry,
+            "allow_insecure_http": self.allow_insecure_http,
+            "auth_hint": self.auth_hint,
+        }
 
 
 def base_url_from(host: str | None, schema: str | None = None, port: int | None = None) -> str:
@@ -94,15 +123,26 @@ def settings_from_connection(
     schema: str | None,
     port: int | None,
     extra: Mapping[str, Any],
+    conn_id: str | None = None,
 ) -> ClientSettings:
-    """Validate a connection's fields and extras into client settings, naming any bad field."""
+    """Validate a connection's fields and extras into client settings, naming any bad field.
+
+    The token is checked here (no whitespace, no control character; the message never shows
+    it), and so is the transport: plain http to a non-loopback host (also via ``schema``
+    ``http``) is refused unless the extra ``allow_insecure_http`` is true.
+    """
+    where = f" of connection {conn_id!r}" if conn_id else ""
     if not password:
         raise ValidationError(
-            "password", "", "the QStash token (QSTASH_TOKEN) in the password field"
+            f"password{where}", "", "the QStash token (QSTASH_TOKEN) in the password field"
         )
+    token = check_token(password, f"password{where}")
+    base_url = base_url_from(host, schema, port)
+    allow_insecure_http = _bool_extra(extra, "allow_insecure_http")
+    check_transport_security(check_base_url(base_url), allow_insecure_http)
     return ClientSettings(
-        token=password,
-        base_url=base_url_from(host, schema, port),
+        token=token,
+        base_url=base_url,
         timeout=_number_extra(extra, "timeout", float),
         retry=RetryPolicy(
             max_attempts=_number_extra(extra, "max_attempts", int),
@@ -110,7 +150,16 @@ def settings_from_connection(
             max_rate_limit_wait=_number_extra(extra, "max_rate_limit_wait", float),
         ),
         retention=_retention_extra(extra),
+        allow_insecure_http=allow_insecure_http,
+        conn_id=conn_id,
     )
+
+
+def _bool_extra(extra: Mapping[str, Any], name: str) -> bool:
+    value = extra.get(name)
+    if value in (None, ""):
+        return False
+    return check_bool(value, f"extra.{name}")
 
 
 def _retention_extra(extra: Mapping[str, Any]) -> str | float | None:
@@ -128,8 +177,10 @@ class WorkflowDLQHook(BaseHook):
     The token is the connection's password, the base URL its host (default
     ``https://qstash.upstash.io``; use the regional URL for a regional token, or the local
     dev server's URL in tests). Extras: ``timeout``, ``max_attempts``, ``backoff_max`` and
-    ``max_rate_limit_wait``, and ``retention`` (the plan's DLQ retention: ``3d``, ``7d``
-    or days), which makes redrives report entries that expire before the next run.
+    ``max_rate_limit_wait``, ``retention`` (the plan's DLQ retention: ``3d``, ``7d``
+    or days), which makes redrives report entries that expire before the next run, and
+    ``allow_insecure_http`` (send the token over plain http to a non-loopback host; refused
+    otherwise). A 401/403 (:class:`AuthError`) names this connection and its host.
 
     :param qstash_conn_id: The ``qstash`` connection to use.
     """
@@ -148,14 +199,16 @@ class WorkflowDLQHook(BaseHook):
         """Airflow 3.1 asks the hook; 3.2+ reads the same data from the provider metadata."""
         return {key: value.copy() for key, value in UI_FIELD_BEHAVIOUR.items()}
 
-    @staticmethod
-    def _settings(conn: Any) -> ClientSettings:
+    def _settings(self, conn: Any) -> ClientSettings:
+        if conn.password:
+            mask_secret(conn.password)  # before any check can put it in a message
         settings = settings_from_connection(
             password=conn.password,
             host=conn.host,
             schema=conn.schema,
             port=conn.port,
             extra=conn.extra_dejson,
+            conn_id=getattr(conn, "conn_id", None) or self.qstash_conn_id,
         )
         mask_secret(settings.token)
         return settings
@@ -169,7 +222,7 @@ class WorkflowDLQHook(BaseHook):
     def client(self) -> WorkflowDLQClient:
         """The sync client; one connection pool for the life of the hook."""
         s = self.settings
-        return WorkflowDLQClient(s.token, s.base_url, timeout=s.timeout, retry=s.retry)
+        return WorkflowDLQClient(s.token, s.base_url, **s.client_args())
 
     def get_conn(self) -> WorkflowDLQClient:
         """The sync client (Airflow's usual name for it)."""
@@ -182,7 +235,7 @@ class WorkflowDLQHook(BaseHook):
         The connection is read the async way, so a trigger never blocks the event loop.
         """
         s = self._settings(await self._aget_connection())
-        return AsyncWorkflowDLQClient(s.token, s.base_url, timeout=s.timeout, retry=s.retry)
+        return AsyncWorkflowDLQClient(s.token, s.base_url, **s.client_args())
 
     async def _aget_connection(self) -> Any:
         try:
@@ -220,6 +273,7 @@ class WorkflowDLQHook(BaseHook):
     def _fresh_client(self) -> WorkflowDLQClient:
         # A connection test must not retry for a minute: one attempt answers the UI quickly.
         s = self.settings
+        args = {**s.client_args(), "timeout": min(s.timeout, 10.0)}
         return WorkflowDLQClient(
-            s.token, s.base_url, timeout=min(s.timeout, 10.0), retry=RetryPolicy(max_attempts=1)
+            s.token, s.base_url, **{**args, "retry": RetryPolicy(max_attempts=1)}
         )

@@ -153,3 +153,87 @@ def test_ui_behaviour_is_the_same_on_every_airflow() -> None:
     assert conn_type["ui-field-behaviour"]["hidden-fields"] == UI_FIELD_BEHAVIOUR["hidden_fields"]
     assert WorkflowDLQHook.get_ui_field_behaviour() == UI_FIELD_BEHAVIOUR
     assert "password" not in UI_FIELD_BEHAVIOUR["hidden_fields"]
+
+
+# --- hardening: transport security, tokens, authentication errors ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "schema"), [("dlq.example", "http"), ("http://dlq.example:8080", None)]
+)
+def test_plain_http_to_a_remote_host_is_refused(host: str, schema: str | None) -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings_from_connection(
+            password="t" * 10, host=host, schema=schema, port=None, extra={}, conn_id="c"
+        )
+    assert caught.value.field == "base_url"
+    assert "dlq.example" in str(caught.value)
+    assert "allow_insecure_http" in str(caught.value)
+
+
+@pytest.mark.parametrize("flag", [True, "true", "True"])
+def test_the_insecure_opt_in_is_an_extra_and_is_loud(
+    flag: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        settings = settings_from_connection(
+            password="t" * 10,
+            host="dlq.example",
+            schema="http",
+            port=None,
+            extra={"allow_insecure_http": flag},
+        )
+    assert settings.allow_insecure_http is True
+    assert settings.client_args()["allow_insecure_http"] is True
+    assert "INSECURE" in caplog.text
+
+
+def test_the_insecure_opt_in_must_be_a_bool() -> None:
+    with pytest.raises(ValidationError, match=r"extra\.allow_insecure_http"):
+        settings_from_connection(
+            password="t" * 10,
+            host="dlq.example",
+            schema="http",
+            port=None,
+            extra={"allow_insecure_http": "please"},
+        )
+
+
+@pytest.mark.parametrize("password", ["tok\x1b[2Jen-123456", "token-123456\n", "tok en-123456"])
+def test_a_token_that_would_leak_is_refused_when_the_connection_is_read(
+    monkeypatch: pytest.MonkeyPatch, password: str
+) -> None:
+    conn = set_connection(monkeypatch, host="http://127.0.0.1:9", password=password)
+    with pytest.raises(ValidationError) as caught:
+        WorkflowDLQHook(conn).get_conn()
+    message = str(caught.value)
+    assert "password of connection 'qstash_test'" in message
+    assert password not in message
+    assert "123456" not in message
+
+
+def test_auth_errors_name_the_connection_and_what_to_check(
+    wfdlq_devserver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_wfdlq.client import AuthError
+
+    conn = set_connection(monkeypatch, host=wfdlq_devserver.url, password="wrong-token-123456")
+    with pytest.raises(AuthError) as caught:
+        WorkflowDLQHook(conn).get_conn().list_messages(count=1)
+    message = str(caught.value)
+    assert "'qstash_test'" in message
+    assert wfdlq_devserver.url in message
+    assert "password field" in message
+    assert "region" in message
+    assert "wrong-token-123456" not in message
+
+
+async def test_the_async_client_gets_the_same_auth_hint(
+    wfdlq_devserver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_wfdlq.client import AuthError
+
+    conn = set_connection(monkeypatch, host=wfdlq_devserver.url, password="wrong-token-123456")
+    async with await WorkflowDLQHook(conn).get_async_conn() as client:
+        with pytest.raises(AuthError, match="'qstash_test'"):
+            await client.list_messages(count=1)
