@@ -45,6 +45,7 @@ class SafetyGate:
         should_stop: Callable[[], bool],
         pace: Callable[[], None],
         active: bool = True,
+        on_failed: Callable[[list[dict[str, Any]]], set[str]] = lambda failed: set(),
     ) -> None:
         self.policy = policy
         self.client = client
@@ -59,10 +60,13 @@ class SafetyGate:
         self.canary_runs: list[Run] = []
         self.canary_done = policy.canary is None or not active
         self.breaker = (
-            CircuitBreaker(policy, client)
+            CircuitBreaker(policy, client, pace)
             if policy.breaker_max_failure_ratio is not None and active
             else None
         )
+        #: Given the runs that failed again, returns those that failed for a changed step
+        #: (and were restarted): they are not counted against the canary or the breaker.
+        self.on_failed = on_failed
         self.seen: dict[str, Any] = {}
         self.failed_again = 0
 
@@ -83,9 +87,8 @@ class SafetyGate:
             return
         if self.breaker is not None:
             self.breaker.follow(runs)
-            self.pace()
             failed_before = self.breaker.tally.failed
-            self.breaker.poll()
+            self.breaker.forgive(self.on_failed(self.breaker.poll()))
             self.failed_again += self.breaker.tally.failed - failed_before
             self.seen["breaker"] = self.breaker.state()
             if self.breaker.tripped():
@@ -109,7 +112,8 @@ class SafetyGate:
             monotonic=self.monotonic,
             should_stop=self.should_stop,
         )
-        passed, seen = canary_verdict(outcome, self.policy, size)
+        forgiven = self.on_failed([dict(item) for item in outcome.failed])
+        passed, seen = canary_verdict(outcome, self.policy, size, len(forgiven))
         self.failed_again += int(seen["counts"].get("RUN_FAILED", 0))
         seen["passed"] = passed
         self.seen["canary"] = seen

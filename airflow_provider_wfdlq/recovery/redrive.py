@@ -35,6 +35,7 @@ from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_labels
 from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe, Result, label_groups
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger, MemoryStore, StateStore
 from airflow_provider_wfdlq.recovery.gate import SafetyGate, Tripped
+from airflow_provider_wfdlq.recovery.incompatible import IncompatibleRestarts
 from airflow_provider_wfdlq.recovery.pacing import Pacer, Pacing
 from airflow_provider_wfdlq.recovery.plan import (
     DEFAULT_MAX_ENTRIES,
@@ -176,8 +177,19 @@ class Redrive:
             should_stop=should_stop,
             pace=self.pace,
             active=not plan.dry_run,
+            on_failed=self._restart_incompatible,
+        )
+        self.restarts = IncompatibleRestarts(
+            client,
+            self.ledger,
+            plan.overrides,
+            max_restarts=plan.safety.max_restarts,
+            pace=self.pace,
+            record=self._restarted,
         )
         self._bound = 0
+        #: Entries acted on that no listing found (restarted incompatible ones).
+        self.found_extra = 0
         self._started = time.monotonic()
 
     # -- the walk ---------------------------------------------------------------------------
@@ -211,6 +223,7 @@ class Redrive:
                 self._act_all(deque(listing.items))
         finally:
             self.sink.flush()
+        self.report.found += self.found_extra
         if self.report.stopped == Stop.DONE:
             self.checkpoint.clear()  # the ledger stays: a cleared task never sends an id twice
         expiring = self.report.counts.get("expiring_before_next_run", 0)
@@ -320,6 +333,20 @@ class Redrive:
         return runs
 
     # -- what happened to each entry --------------------------------------------------------
+
+    def _restart_incompatible(self, failed: list[dict[str, Any]]) -> set[str]:
+        if not self.plan.safety.restart_incompatible or not failed:
+            return set()
+        return self.restarts.handle(failed)
+
+    def _restarted(self, record: dict[str, Any]) -> None:
+        """A failed-again run's NEW entry, restarted (or not) for a changed step."""
+        self._count(record["event"])
+        self.found_extra += 1  # an entry this walk did not list: it came after the walk began
+        if record.get("new_workflow_run_id"):
+            run_id, at = record["new_workflow_run_id"], record["new_workflow_created_at"]
+            self.report.add_run(record["dlq_id"], run_id, at, record["paired_by"])
+        self.sink.write(record)
 
     def _record(self, result: Result) -> None:
         extra: dict[str, Any] = {}
@@ -457,6 +484,7 @@ class Redrive:
         self.probe = self.actor.probe = LeaveProbe(**state.get("probe", {}))
         self.actor.batch_limit = int(state.get("batch_limit", self.actor.batch_limit))
         self.gate.restore(state.get("canary") or {})
+        self.restarts.done = int(self.report.counts.get("restarted_incompatible", 0))
         log.info(
             "Going on from a checkpoint: %d entr%s sent by earlier tries.",
             len(self.ledger),

@@ -10,7 +10,7 @@ redrive's flow-control key so the runs already resumed wait instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,34 +171,67 @@ class RunTally:
 
 
 class CircuitBreaker:
-    """Polls a sample of the open resumed runs once per page and trips on failures."""
+    """Polls the resumed runs after every batch and trips on failures.
 
-    def __init__(self, policy: SafetyPolicy, client: WorkflowDLQClient) -> None:
+    Run logs take at most 10 runs per call, so a poll asks about every run the last batch
+    made (the freshest signal), then one more call's worth of the older open runs, in turn
+    (oldest first, then on around), so long-running old runs cannot hide newer failures and
+    new failures are never judged from a sample of them."""
+
+    def __init__(
+        self,
+        policy: SafetyPolicy,
+        client: WorkflowDLQClient,
+        pace: Callable[[], None] = lambda: None,
+    ) -> None:
         self.policy = policy
         self.client = client
+        self.pace = pace
         self.tally = RunTally()
         self._open: dict[str, int] = {}  # run id -> created-at ms, oldest first
-        self._turn = 0  # where the next poll starts among the open runs
+        self._fresh: list[tuple[str, int]] = []  # made since the last poll
+        self._turn = 0  # where the next poll starts among the older open runs
 
     def follow(self, runs: Sequence[tuple[str, int]]) -> None:
         for run_id, created_at in runs:
             self._open[run_id] = created_at
+            self._fresh.append((run_id, created_at))
 
-    def poll(self) -> None:
-        """One run-logs call over the next 100 open runs, in turn: oldest first, then on
-        around, so long-running old runs cannot hide newer ones that already failed."""
-        if not self._open:
-            return
-        items = list(self._open.items())
-        start = self._turn % len(items)
-        batch = (items[start:] + items[:start])[:MAX_RUNS_PER_CALL]
-        self._turn = start + len(batch)
-        page = self.client.run_logs(workflow_runs=batch, count=MAX_RUNS_PER_CALL)
-        for run in page.runs:
+    def poll(self) -> list[dict[str, Any]]:
+        """Ask about the fresh runs and a round of the older ones; the runs that failed
+        again in this poll, with their new ``dlq_id``."""
+        fresh, self._fresh = self._fresh, []
+        fresh_ids = {run_id for run_id, _ in fresh}
+        older = [item for item in self._open.items() if item[0] not in fresh_ids]
+        batch = list(fresh)
+        if older:
+            start = self._turn % len(older)
+            round_ = (older[start:] + older[:start])[:MAX_RUNS_PER_CALL]
+            self._turn = start + len(round_)
+            batch += round_
+        failed: list[dict[str, Any]] = []
+        for at in range(0, len(batch), MAX_RUNS_PER_CALL):
+            self.pace()
+            chunk = batch[at : at + MAX_RUNS_PER_CALL]
+            page = self.client.run_logs(workflow_runs=chunk, count=MAX_RUNS_PER_CALL)
+            failed += self._settle(page.runs)
+        return failed
+
+    def _settle(self, runs: Iterable[Any]) -> list[dict[str, Any]]:
+        failed = []
+        for run in runs:
             state = run.workflow_state
             if run.workflow_run_id in self._open and state in FINAL_RUN_STATES:
                 del self._open[run.workflow_run_id]
                 self.tally.final[run.workflow_run_id] = state
+                if state != SUCCESS:
+                    failed.append({"workflow_run_id": run.workflow_run_id, "dlq_id": run.dlq_id})
+        return failed
+
+    def forgive(self, run_ids: set[str]) -> None:
+        """Runs that failed for a reason that is not the bug (a changed step, restarted)."""
+        for run_id in run_ids:
+            self.tally.final.pop(run_id, None)
 
     def tripped(self) -> bool:
         limit = self.policy.breaker_max_failure_ratio
@@ -218,11 +251,15 @@ class CircuitBreaker:
 
 
 def canary_verdict(
-    outcome: RunOutcome, policy: SafetyPolicy, size: int
+    outcome: RunOutcome, policy: SafetyPolicy, size: int, forgiven: int = 0
 ) -> tuple[bool, dict[str, Any]]:
-    """Whether the canary passed, and what it saw, from the run follower's outcome."""
+    """Whether the canary passed, and what it saw, from the run follower's outcome.
+
+    ``forgiven`` runs failed at a changed step and were restarted: they are judged neither
+    way (the bug the canary looks for is not theirs)."""
     succeeded = outcome.recovered
-    ratio = succeeded / size if size else 1.0
+    judged = size - forgiven
+    ratio = succeeded / judged if judged > 0 else 1.0
     seen: dict[str, Any] = {
         "size": size,
         "succeeded": succeeded,
@@ -231,6 +268,8 @@ def canary_verdict(
         "success_ratio": round(ratio, 4),
         "required": policy.canary_min_success_ratio,
     }
+    if forgiven:
+        seen["restarted_incompatible"] = forgiven
     if outcome.failed:
         seen["failed"] = [dict(item) for item in outcome.failed]
     return ratio >= policy.canary_min_success_ratio, seen

@@ -15,7 +15,7 @@ from airflow_provider_wfdlq.client import (
     ValidationError,
     WorkflowDLQClient,
 )
-from airflow_provider_wfdlq.recovery import JsonLinesSink, Redrive, RedrivePlan
+from airflow_provider_wfdlq.recovery import JsonLinesSink, Pacing, Redrive, RedrivePlan
 from airflow_provider_wfdlq.recovery.retention import DAY_MS, Retention, parse_retention_days
 from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
 from airflow_provider_wfdlq.recovery.selection import ErrorSelection, StatusRange
@@ -26,7 +26,10 @@ URL_B = "https://b.example.com/api/workflow"
 STEP = "https://a.example.com/api/workflow?step=charge"
 
 
-def plan(**kwargs: Any) -> RedrivePlan:
+def plan(count: int | None = None, **kwargs: Any) -> RedrivePlan:
+    """``count``: list page size and action batch size at once."""
+    if count is not None:
+        kwargs["pacing"] = Pacing(page_size=count, batch_size=min(count, 50))
     kwargs.setdefault("filters", DLQFilters.build(from_date="2020-01-01T00:00:00Z"))
     kwargs.setdefault("overrides", Overrides())
     return RedrivePlan(**kwargs)
@@ -183,37 +186,50 @@ def test_replace_mode_sends_only_the_new_labels(world: Any, client: WorkflowDLQC
     assert [run["labels"] for run in new_runs(world)] == [["redrive"], ["redrive"]]
 
 
-# --- resume-to-restart fallback ------------------------------------------------------------
+# --- restart when the code changed ----------------------------------------------------------
 
 
-def test_incompatible_entries_are_left_unless_the_fallback_is_on(
+def _canary_over_changed_steps(
+    world: Any, client: WorkflowDLQClient, **safety: Any
+) -> tuple[Any, set[str], set[str]]:
+    """3 entries that recover and 2 whose workflow code changed before the failed step:
+    resume answers 200 for all, the 2 fail again into the DLQ with the SDK's error."""
+    world.control.set_config(success_ratio=1.0)
+    fine = seed(world, 3, responseStatus=500, createdAt=1_780_000_000_000)
+    stuck = seed(world, 2, responseStatus=500, incompatibleStep=True, createdAt=1_780_000_000_000)
+    policy = _fast(canary=5, canary_min_success_ratio=0.9, **safety)
+    report = Redrive(client, plan(safety=policy), sleep=_advancing_sleep(world)).run()
+    return report, fine, stuck
+
+
+def test_a_changed_step_fails_the_canary_unless_restarts_are_on(
     world: Any, client: WorkflowDLQClient
 ) -> None:
-    fine = seed(world, 3, responseStatus=500)
-    stuck = seed(world, 2, responseStatus=500, incompatibleStep=True)
+    report, fine, stuck = _canary_over_changed_steps(world, client)
 
-    report = Redrive(client, plan()).run()
-
-    assert set(resumed_ids(world)) == fine
-    assert report.counts["skipped_incompatible"] == 2
-    assert {e["dlqId"] for e in world.control.entries()} == stuck
+    assert set(resumed_ids(world)) == fine | stuck  # resume is never refused for it
+    assert report.stopped == "canary"
+    assert report.safety["canary"]["succeeded"] == 3
     assert resumed_ids(world, "restart") == []
 
 
-def test_restart_fallback_restarts_incompatible_entries_up_to_the_cap(
+def test_restart_incompatible_restarts_the_new_entries_up_to_the_cap(
     world: Any, client: WorkflowDLQClient
 ) -> None:
-    fine = seed(world, 3, responseStatus=500)
-    stuck = seed(world, 3, responseStatus=500, incompatibleStep=True)
+    report, _fine, stuck = _canary_over_changed_steps(
+        world, client, restart_incompatible=True, max_restarts=1
+    )
 
-    report = Redrive(client, plan(restart_incompatible=True, max_restarts=2)).run()
-
-    assert set(resumed_ids(world)) == fine
-    restarted = set(resumed_ids(world, "restart"))
-    assert len(restarted) == 2
-    assert restarted < stuck
-    assert report.counts["restarted_incompatible"] == 2
+    assert report.stopped == "done"  # the changed steps are not "the bug is still live"
+    assert report.safety["canary"]["restarted_incompatible"] == 2
+    restarted = resumed_ids(world, "restart")
+    assert len(restarted) == 1
+    assert not set(restarted) & stuck  # the NEW entries the failed-again runs became
+    assert report.counts["restarted_incompatible"] == 1
     assert report.counts["skipped_incompatible"] == 1
+    pair = [r for r in report.runs if r["dlq_id"] == restarted[0]]
+    assert pair
+    assert pair[0]["paired_by"] == "single_id"
 
 
 # --- pacing, metrics, retention ------------------------------------------------------------
@@ -230,7 +246,7 @@ def test_requests_are_paced_client_side(world: Any, client: WorkflowDLQClient) -
 
     Redrive(
         client,
-        plan(count=10, requests_per_second=2.0),
+        plan(pacing=Pacing(page_size=10, batch_size=10, requests_per_second=2.0)),
         sleep=sleep,
         monotonic=lambda: clock[0],
     ).run()
@@ -324,7 +340,7 @@ def test_canary_that_fails_stops_after_n_and_pauses_the_key(
     assert len(report.safety["canary"]["failed"]) == 5
     assert report.safety["paused"] == {"key": key, "by": "canary"}
     assert client.flow_control_state(key).is_paused is True
-    assert report.cursor is not None or report.counts["resumed"] == 5
+    assert report.counts["left_canary"] == 15
     events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
     assert events.count("resumed") == 5
     assert "tripped" in events
@@ -364,7 +380,7 @@ def test_breaker_trips_when_too_many_resumed_runs_fail_again(
     assert report.stopped == "circuit_breaker"
     assert seen["failed_again"] == report.safety["breaker"]["failed_again"]
     assert seen["tripped_circuit_breaker"] == 1
-    assert report.counts["resumed"] == 10  # one page, then the breaker looked and tripped
+    assert report.counts["resumed"] == 10  # one batch, then the breaker looked and tripped
     assert report.safety["breaker"]["failed_again"] >= 5
     assert report.safety["paused"]["by"] == "circuit_breaker"
     assert len(world.control.entries()) == 60  # 50 never touched + 10 failed again
@@ -378,12 +394,16 @@ def test_pause_needs_a_flow_control_key() -> None:
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
-        ({"canary": 0.5}, "canary"),
-        ({"canary_min_success_ratio": 1.5}, "canary_min_success_ratio"),
-        ({"breaker_max_failure_ratio": "half"}, "breaker_max_failure_ratio"),
-        ({"canary_timeout": -1}, "canary_timeout"),
-        ({"poll_interval": 0}, "poll_interval"),
-        ({"breaker_max_failure_ratio": 1.0}, "breaker_max_failure_ratio"),
+        ({"canary": 0.5}, "safety.canary"),
+        ({"canary": "None"}, "safety.canary"),
+        ({"canary": ""}, "safety.canary"),
+        ({"canary_min_success_ratio": 1.5}, "safety.canary_min_success_ratio"),
+        ({"breaker_max_failure_ratio": "half"}, "safety.breaker_max_failure_ratio"),
+        ({"breaker_max_failure_ratio": "null"}, "safety.breaker_max_failure_ratio"),
+        ({"canary_timeout": -1}, "safety.canary_timeout"),
+        ({"poll_interval": 0}, "safety.poll_interval"),
+        ({"breaker_max_failure_ratio": 1.0}, "safety.breaker_max_failure_ratio"),
+        ({"max_restarts": 0}, "safety.max_restarts"),
     ],
 )
 def test_bad_safety_settings_are_refused(raw: dict[str, Any], field: str) -> None:
@@ -398,8 +418,8 @@ def test_bad_safety_settings_are_refused(raw: dict[str, Any], field: str) -> Non
         ({"label_mode": "merge"}, "label_mode"),
         ({"audit_label": "has space"}, "audit_label"),
         ({"audit_label": "two,labels"}, "audit_label"),
-        ({"max_restarts": 0}, "max_restarts"),
-        ({"requests_per_second": 0}, "requests_per_second"),
+        ({"pacing": Pacing(requests_per_second=0)}, "pacing.requests_per_second"),
+        ({"pacing": Pacing(concurrency=0)}, "pacing.concurrency"),
     ],
 )
 def test_bad_plan_settings_are_refused(kwargs: dict[str, Any], field: str) -> None:
@@ -424,9 +444,8 @@ def test_entries_left_by_max_resumes_are_scanned_for_expiry(
     assert report.stopped == "max_resumes"
     resumed = set(resumed_ids(world))
     assert resumed < old  # oldest first
-    assert report.counts["left_by_max_resumes"] == 8
+    assert report.counts["left_max_resumes"] == 8
     assert {item["dlq_id"] for item in report.expiring} == old - resumed
-    assert report.policies["left_scan"] == {"pages": 1, "complete": True}
 
 
 def test_a_stop_during_the_canary_wait_is_no_verdict(world: Any, client: WorkflowDLQClient) -> None:
@@ -449,7 +468,7 @@ def test_a_stop_during_the_canary_wait_is_no_verdict(world: Any, client: Workflo
     ).run()
 
     assert report.stopped == "stopped"
-    assert report.counts == {"resumed": 3}
+    assert report.counts == {"resumed": 3, "left_stopped": 7}
     assert report.safety["canary"]["interrupted"] is True
     assert "paused" not in report.safety
     assert client.flow_control_state("k2").is_paused is False

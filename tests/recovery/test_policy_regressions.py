@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 
 from airflow_provider_wfdlq.client import DLQFilters, Overrides, WorkflowDLQClient
-from airflow_provider_wfdlq.recovery import MemoryCheckpoint, Redrive, RedrivePlan
+from airflow_provider_wfdlq.recovery import MemoryStore, Pacing, Redrive, RedrivePlan
 from airflow_provider_wfdlq.recovery.retention import DAY_MS, Retention
 from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
 from tests.recovery.conftest import resumed_ids
 
 
-def plan(**kwargs: Any) -> RedrivePlan:
+def plan(count: int | None = None, **kwargs: Any) -> RedrivePlan:
+    if count is not None:
+        kwargs["pacing"] = Pacing(page_size=count, batch_size=min(count, 50))
     kwargs.setdefault("filters", DLQFilters.build(from_date="2020-01-01T00:00:00Z"))
     kwargs.setdefault("overrides", Overrides())
     return RedrivePlan(**kwargs)
@@ -37,20 +39,20 @@ def advance(server: Any) -> Any:
 def test_an_entry_that_makes_no_run_does_not_open_the_gate(
     world: Any, client: WorkflowDLQClient
 ) -> None:
+    """The canary's first call loses its answer: those entries made no known run, so the
+    canary is fed on until it has 5 runs to judge."""
     world.control.set_config(success_ratio=0.0)
-    now = world.control.now_ms()
-    world.control.seed_entries(
-        count=1, responseStatus=500, incompatibleStep=True, createdAt=now - 10_000
-    )
-    world.control.seed_entries(count=20, responseStatus=500, createdAt=now - 5_000)
+    world.control.seed_entries(count=20, responseStatus=500)
+    world.control.add_fault("drop", method="POST", path_prefix="/v2/workflows/dlq/resume")
 
     report = Redrive(
         client, plan(safety=canary(5, canary_min_success_ratio=0.8), count=20), sleep=advance(world)
     ).run()
 
     assert report.stopped == "canary"
-    assert len(resumed_ids(world)) == 5
-    assert report.counts["skipped_incompatible"] == 1
+    assert report.safety["canary"]["size"] == 5
+    assert len(resumed_ids(world)) == 10  # 5 whose answer was lost, 5 judged
+    assert report.counts["answer_lost_unknown"] == 5
 
 
 def test_a_canary_larger_than_the_cap_is_still_judged(
@@ -83,16 +85,16 @@ def test_a_crash_during_the_canary_wait_keeps_the_run_ids_and_the_canary(
 ) -> None:
     world.control.set_config(success_ratio=1.0)
     world.control.seed_entries(count=20, responseStatus=500)
-    checkpoint = MemoryCheckpoint()
+    checkpoint = MemoryStore()
 
     def died(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("worker died while waiting")
 
     with pytest.raises(RuntimeError):
-        Redrive(client, plan(safety=canary(5), count=20), checkpoint=checkpoint, follow=died).run()
+        Redrive(client, plan(safety=canary(5), count=20), store=checkpoint, follow=died).run()
     assert len(resumed_ids(world)) == 5
     report = Redrive(
-        client, plan(safety=canary(5), count=20), checkpoint=checkpoint, sleep=advance(world)
+        client, plan(safety=canary(5), count=20), store=checkpoint, sleep=advance(world)
     ).run()
 
     assert report.stopped == "done"
@@ -106,32 +108,39 @@ def test_a_crash_during_the_breaker_poll_keeps_the_run_ids(
 ) -> None:
     world.control.seed_entries(count=10, responseStatus=500)
     safety = SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=5)
-    checkpoint = MemoryCheckpoint()
-    first = Redrive(client, plan(safety=safety, count=10), checkpoint=checkpoint)
+    checkpoint = MemoryStore()
+    first = Redrive(client, plan(safety=safety, count=10), store=checkpoint)
 
     def poll_failed() -> None:
         raise RuntimeError("run logs: 429 after every retry")
 
-    first._breaker.poll = poll_failed  # type: ignore[method-assign,union-attr]
+    first.gate.breaker.poll = poll_failed  # type: ignore[assignment,method-assign,union-attr]
     with pytest.raises(RuntimeError):
         first.run()
-    report = Redrive(client, plan(safety=safety, count=10), checkpoint=checkpoint).run()
+    report = Redrive(client, plan(safety=safety, count=10), store=checkpoint).run()
     assert report.counts == {"resumed": 10}
 
 
 def test_max_restarts_caps_the_task_not_the_try(world: Any, client: WorkflowDLQClient) -> None:
+    """Runs whose step changed fail again at once; the breaker sees them after each batch
+    and restarts their new entries: 2 in all, over both tries."""
+    world.control.set_config(success_ratio=1.0, run_seconds=0.0)
     world.control.seed_entries(count=6, responseStatus=500, incompatibleStep=True)
-    capped = plan(restart_incompatible=True, max_restarts=2, count=2)
-    checkpoint = MemoryCheckpoint()
-    calls = {"n": 0}
+    safety = SafetyPolicy(
+        breaker_max_failure_ratio=0.5,
+        breaker_min_finished=1,
+        restart_incompatible=True,
+        max_restarts=2,
+    )
+    capped = plan(safety=safety, count=2)
+    store = MemoryStore()
+    first = Redrive(client, capped, store=store, should_stop=lambda: first.report.pages >= 1)
+    first.run()
+    report = Redrive(client, capped, store=store).run()
 
-    def stop_after_one_page() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 1
-
-    Redrive(client, capped, checkpoint=checkpoint, should_stop=stop_after_one_page).run()
-    Redrive(client, capped, checkpoint=checkpoint).run()
     assert len(resumed_ids(world, "restart")) == 2
+    assert report.counts["restarted_incompatible"] == 2
+    assert report.stopped == "done"  # restarted runs do not trip the breaker
 
 
 @pytest.mark.parametrize("label", ["tenant acme", "a,b"])
@@ -170,7 +179,7 @@ def test_the_canary_wait_obeys_request_pacing(world: Any, client: WorkflowDLQCli
         client,
         plan(
             safety=SafetyPolicy(canary=1, canary_timeout=10, poll_interval=0.01),
-            requests_per_second=2.0,
+            pacing=Pacing(requests_per_second=2.0),
         ),
         sleep=slept.append,
         monotonic=lambda: sum(slept),
@@ -184,12 +193,12 @@ def test_taking_up_a_walk_after_a_failed_canary_runs_a_new_canary(
 ) -> None:
     world.control.set_config(success_ratio=0.0)
     world.control.seed_entries(count=12, responseStatus=500)
-    checkpoint = MemoryCheckpoint()
-    first = Redrive(client, plan(safety=canary(3)), checkpoint=checkpoint, sleep=advance(world))
+    checkpoint = MemoryStore()
+    first = Redrive(client, plan(safety=canary(3)), store=checkpoint, sleep=advance(world))
     assert first.run().stopped == "canary"
 
     world.control.set_config(success_ratio=1.0)  # the bug is fixed; the task is cleared
-    again = Redrive(client, plan(safety=canary(3)), checkpoint=checkpoint, sleep=advance(world))
+    again = Redrive(client, plan(safety=canary(3)), store=checkpoint, sleep=advance(world))
     report = again.run()
 
     assert report.stopped == "done"
@@ -219,7 +228,7 @@ def test_the_breaker_is_not_blinded_by_long_running_old_runs(
             safety=SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=10),
         ),
     )
-    breaker._breaker.follow(  # type: ignore[union-attr]
+    breaker.gate.breaker.follow(  # type: ignore[union-attr]
         [
             (r["workflowRunId"], r["workflowRunCreatedAt"])
             for r in world.control.runs()
