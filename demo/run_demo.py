@@ -41,6 +41,14 @@ os.environ.update(
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 
+#: What each ``paired_by`` of a run in the result means.
+PAIRED_BY = {
+    "single_id": "a fact (one id per call)",
+    "answer_order": "inferred from a bulk answer's order",
+    "None": "runs that could not be paired",
+}
+
+
 def say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -141,7 +149,7 @@ def main() -> int:
         for name, n in preview.get("counts", {}).items()
         if name.startswith("skipped_")
     }
-    found = sum(by_url.values()) + sum(skipped.values())
+    found = preview.get("found", sum(by_url.values()) + sum(skipped.values()))
     reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items()))
     say(
         f"Found (dry-run preview): {found} failed runs in the window; "
@@ -155,8 +163,12 @@ def main() -> int:
     say()
     counts = resume.get("counts", {})
     say("Resumed:")
-    resumed, pages = counts.get("resumed", 0), resume.get("pages", 0)
-    say(f"  {resumed} runs resumed from the failed step in {pages} page(s);")
+    resumed, batches = counts.get("resumed", 0), resume.get("pages", 0)
+    say(
+        f"  listed first: {resume.get('found', '?')} found, {resume.get('selected', '?')} "
+        "selected; then acted on oldest first, by dlqIds"
+    )
+    say(f"  {resumed} runs resumed from the failed step in {batches} batch(es);")
     say(f"  stopped: {resume.get('stopped', '?')}")
     for name, n in sorted(counts.items()):
         if name != "resumed":
@@ -178,8 +190,14 @@ def main() -> int:
     policies = resume.get("policies", {})
     if policies:
         say(f"  labels: {policies.get('labels')}; selection: {policies.get('selection')}")
+    basis = Counter(str(run.get("paired_by")) for run in resume.get("runs", []))
+    if basis:
+        say(
+            "  pairs (dlqId -> new run): "
+            + ", ".join(f"{n} {PAIRED_BY.get(kind, kind)}" for kind, n in sorted(basis.items()))
+        )
     for run in resume.get("runs", [])[:5]:
-        say(f"    {run['dlq_id']} -> {run['workflow_run_id']}")
+        say(f"    {run['dlq_id'] or '(unpaired)'} -> {run['workflow_run_id']}")
     if len(resume.get("runs", [])) > 5:
         say(f"    ... and {len(resume['runs']) - 5} more (all in the XCom result and the report)")
     resumed_ids = Counter(a["dlqId"] for a in actions if a["action"] == "resume")
