@@ -4,9 +4,12 @@ One in-process dev server, the same seeded DLQ for every walk (reset between wal
 frozen so no resumed run finishes mid-walk):
 
 (a) baseline: ``Redrive`` with no policy at all (489s included, labels untouched);
-(b) selection + breaker: 489s skipped, and the circuit breaker (one run-logs call per page);
+(b) selection + breaker: 489s skipped, and the circuit breaker (one run-logs call per batch);
 (c) + audit label: as (b) plus the nightly DAG's audit label, appended to each entry's own
-    labels: one bulk call per distinct label set on a page, since the API replaces labels.
+    labels: one action call per distinct label set in a batch, since the API replaces labels.
+
+Every walk lists in pages of 100 (``pacing=Pacing(page_size=100)``), then acts by dlqIds in
+batches of 50.
 
 Printed: requests by kind, wall time and their ratios to the baseline. Each walk is checked
 against the server's action log (every acted entry resumed once).
@@ -23,11 +26,12 @@ from typing import Any
 
 from airflow_provider_wfdlq.client import DLQFilters, Overrides, WorkflowDLQClient
 from airflow_provider_wfdlq.devserver import DevServer
-from airflow_provider_wfdlq.recovery import Redrive, RedrivePlan
+from airflow_provider_wfdlq.recovery import Pacing, Redrive, RedrivePlan
 from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
 from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 
 EVERYTHING = DLQFilters.build(from_date="2020-01-01T00:00:00Z")
+PAGES = Pacing(page_size=100)
 AUDIT = "airflow:nightly_dlq_recovery:scheduled__2026-11-25T00-00-00-00-00"
 
 
@@ -36,19 +40,19 @@ def plans() -> dict[str, RedrivePlan]:
         "baseline": RedrivePlan(
             filters=EVERYTHING,
             overrides=Overrides(),
-            count=100,
+            pacing=PAGES,
             selection=ErrorSelection(include_non_retryable=True),
         ),
         "selection + breaker": RedrivePlan(
             filters=EVERYTHING,
             overrides=Overrides.build(flow_control_key="airflow-redrive-bench"),
-            count=100,
+            pacing=PAGES,
             safety=SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=50),
         ),
         "+ audit label": RedrivePlan(
             filters=EVERYTHING,
             overrides=Overrides.build(flow_control_key="airflow-redrive-bench"),
-            count=100,
+            pacing=PAGES,
             audit_label=AUDIT,
             safety=SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=50),
         ),
@@ -56,7 +60,7 @@ def plans() -> dict[str, RedrivePlan]:
 
 
 def kind(method: str, path: str) -> str:
-    if path.endswith("/resume"):
+    if path.startswith("/v2/workflows/dlq/resume"):
         return "resume"
     if path.startswith("/v2/workflows/logs"):
         return "run logs"
