@@ -19,9 +19,9 @@ dropped.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from airflow_provider_wfdlq.client import (
     BadRequestError,
@@ -54,34 +54,89 @@ class ListingStopped(Exception):
     """A stop was requested while listing: nothing was acted on."""
 
 
+#: Separates the parts of :attr:`Item.text`.
+SEP: Final = "\x1f"
+#: Created-at ms are written with this many digits, so texts sort as times do.
+_DIGITS: Final = 15
+Shapes = dict[tuple[Any, ...], tuple[Any, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One entry in the worklist: what acting on it and reporting it need, nothing more."""
+    """One entry in the worklist: what acting on it and reporting it need, nothing more.
 
-    dlq_id: str
-    created_at: int | None
-    workflow_url: str | None
-    workflow_run_id: str | None
-    response_status: int | None
-    failure_function_state: str | None
-    labels: tuple[str, ...]
-    #: The start of the failed step's response body, kept for a dry run's table only.
-    excerpt: str | None = None
+    Memory is the point: a night can plan 100k entries. The created-at, dlqId and failed
+    run id share one text (``"<ms, 15 digits>\x1f<dlqId>\x1f<workflowRunId>"``), which also
+    sorts oldest first as it is; what many entries share (workflow URL, status, callback
+    state, labels) is one interned tuple."""
+
+    text: str
+    #: (workflow URL, response status, failure function state, labels, body excerpt)
+    shape: tuple[Any, ...]
 
     @classmethod
-    def of(cls, m: DLQMessage, excerpt: bool = False) -> Item:
-        url = sys.intern(m.workflow_url) if m.workflow_url else None
-        state = m.failure_function_state
-        return cls(
+    def of(cls, m: DLQMessage, excerpt: bool = False, shapes: Shapes | None = None) -> Item:
+        """``shapes``: where equal shapes are kept once (one per listing)."""
+        return cls.build(
             m.dlq_id,
             m.created_at,
-            url,
             m.workflow_run_id,
-            m.response_status,
-            sys.intern(state) if state else None,
-            m.labels,
-            (m.response_body or "")[:EXCERPT] if excerpt else None,
+            (
+                m.workflow_url,
+                m.response_status,
+                m.failure_function_state,
+                m.labels,
+                (m.response_body or "")[:EXCERPT] if excerpt else None,
+            ),
+            shapes,
         )
+
+    @classmethod
+    def build(
+        cls,
+        dlq_id: str,
+        created_at: int | None = None,
+        workflow_run_id: str | None = None,
+        shape: tuple[Any, ...] = (None, None, None, (), None),
+        shapes: Shapes | None = None,
+    ) -> Item:
+        at = "~" if created_at is None else str(created_at).zfill(_DIGITS)
+        text = SEP.join((at, dlq_id, workflow_run_id or ""))
+        return cls(text, shape if shapes is None else shapes.setdefault(shape, shape))
+
+    @property
+    def dlq_id(self) -> str:
+        return self.text.split(SEP, 2)[1]
+
+    @property
+    def created_at(self) -> int | None:
+        at = self.text.split(SEP, 1)[0]
+        return None if at == "~" else int(at)
+
+    @property
+    def workflow_run_id(self) -> str | None:
+        return self.text.split(SEP, 2)[2] or None
+
+    @property
+    def workflow_url(self) -> str | None:
+        return self.shape[0]  # type: ignore[no-any-return]
+
+    @property
+    def response_status(self) -> int | None:
+        return self.shape[1]  # type: ignore[no-any-return]
+
+    @property
+    def failure_function_state(self) -> str | None:
+        return self.shape[2]  # type: ignore[no-any-return]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.shape[3]  # type: ignore[no-any-return]
+
+    @property
+    def excerpt(self) -> str | None:
+        """The start of the failed step's response body: kept for a dry run's table only."""
+        return self.shape[4]  # type: ignore[no-any-return]
 
     def record(self, event: str, **extra: object) -> dict[str, object]:
         """The report line for this entry."""
@@ -97,8 +152,10 @@ class Item:
         }
 
 
-def oldest_first(items: Iterable[Item]) -> list[Item]:
-    return sorted(items, key=lambda i: (i.created_at is None, i.created_at or 0, i.dlq_id))
+def oldest_first(items: list[Item]) -> list[Item]:
+    """By created-at, then dlqId; entries without a created-at last. In place (memory)."""
+    items.sort(key=lambda i: i.text)
+    return items
 
 
 @dataclass
@@ -144,6 +201,7 @@ class PlanBuilder:
         self.page_size = page_size
         self.max_entries = max_entries
         self.keep_excerpt = keep_excerpt
+        self._shapes: Shapes = {}
         self.pace = pace
         self.should_stop = should_stop
 
@@ -152,7 +210,7 @@ class PlanBuilder:
     def by_ids(self, dlq_ids: Iterable[str]) -> Listing:
         """Each named entry is read (selection needs its error); a missing one vanished."""
         listing = Listing(items=[])
-        chosen: dict[str, Item] = {}
+        chosen: list[Item] = []
         for dlq_id in dict.fromkeys(dlq_ids):
             if dlq_id in self.exclude:
                 listing.already_sent += 1
@@ -166,15 +224,17 @@ class PlanBuilder:
                 self.on_vanished(dlq_id)
                 continue
             self._take(message, chosen)
-        listing.items = oldest_first(chosen.values())
+        listing.items = oldest_first(chosen)
         return listing
 
     # -- filters ----------------------------------------------------------------------------
 
     def by_filters(self, filters: DLQFilters) -> Listing:
         listing = Listing(items=[])
-        seen: set[str] = set()
-        chosen: dict[str, Item] = {}
+        # Hashes, not ids: the ids live on in the items; a collision (1 in ~10^9 at 100k
+        # entries) would leave one entry unplanned for tonight, never act on one twice.
+        seen: set[int] = set()
+        chosen: list[Item] = []
         window = filters
         cursor: str | None = None
         cursors: set[str] = set()
@@ -219,9 +279,10 @@ class PlanBuilder:
                     last_at = at
                     low = at if low is None else min(low, at)
                     high = at if high is None else max(high, at)
-                if message.dlq_id in seen:
+                key = hash(message.dlq_id)
+                if key in seen:
                     continue
-                seen.add(message.dlq_id)
+                seen.add(key)
                 fresh += 1
                 if len(seen) > self.max_entries:
                     raise ListingError(
@@ -249,13 +310,13 @@ class PlanBuilder:
                 )
             cursors.add(next_cursor)
             cursor = next_cursor
-        listing.items = oldest_first(chosen.values())
+        listing.items = oldest_first(chosen)
         return listing
 
-    def _take(self, message: DLQMessage, chosen: dict[str, Item]) -> None:
+    def _take(self, message: DLQMessage, chosen: list[Item]) -> None:
         reason = self.judge(message)
         if reason is None:
-            chosen[message.dlq_id] = Item.of(message, self.keep_excerpt)
+            chosen.append(Item.of(message, self.keep_excerpt, self._shapes))
         else:
             self.on_skip(message, reason)
 

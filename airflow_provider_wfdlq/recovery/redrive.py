@@ -507,4 +507,4 @@ class Redrive:
 
 
 def _bare(dlq_id: str) -> Item:
-    return Item(dlq_id, None, None, None, None, None, ())
+    return Item.build(dlq_id)
