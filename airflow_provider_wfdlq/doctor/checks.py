@@ -721,7 +721,8 @@ def _frozen(cursor: str, read: int) -> Check:
 
 
 def _order_check(messages: Sequence[DLQMessage], pages: int) -> Check:
-    times = [m.created_at for m in messages if m.created_at is not None]
+    firsts = {m.dlq_id: m for m in reversed(messages)}  # a page seen twice counts once
+    times = [m.created_at for m in messages if firsts[m.dlq_id] is m and m.created_at is not None]
     where = f"across {pages} pages ({len(times)} entries)" if pages > 1 else "within one page"
     if len(set(times)) < 2:
         return Check("list_order", UNKNOWN, f"too few distinct createdAt {where} to tell")
