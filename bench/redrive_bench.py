@@ -62,8 +62,8 @@ from airflow_provider_wfdlq.recovery import (
     RedrivePlan,
 )
 from airflow_provider_wfdlq.recovery.checkpoint import CHECKPOINT_KEY
-from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 from airflow_provider_wfdlq.recovery.report import DEFAULT_MAX_RUNS_IN_RESULT
+from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 
 DLQ = "/v2/workflows/dlq"
 DAY_MS = 86_400_000

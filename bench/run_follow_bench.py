@@ -64,7 +64,11 @@ def main() -> int:
             for start in range(0, len(wave), 50):
                 resumed = client.resume_bulk({"dlq_ids": wave[start : start + 50]}).runs
                 refs.extend(resumed)
-                naive_open.update((r.workflow_run_id, r.workflow_created_at) for r in resumed)
+                naive_open.update(
+                    (r.workflow_run_id, r.workflow_created_at)
+                    for r in resumed
+                    if r.workflow_created_at is not None
+                )
             # The follower follows every run resumed so far (a canary grows its set the same way).
             follower.watch = RunWatch.build(runs=refs)
             open_before = len(follower.open_runs())

@@ -146,3 +146,35 @@ with DAG(
         filters={"label": "nightly"},
         dry_run="{{ True }}",
     )
+
+
+#: The hostile-reading DAG's workflows, one per task.
+HOSTILE_URLS = {
+    "bulk": "https://hostile.example.com/api/workflow/bulk",
+    "exact": "https://hostile.example.com/api/workflow/exact",
+}
+
+with DAG(
+    dag_id="wfdlq_redrive_hostile",
+    schedule=None,
+    start_date=START,
+    render_template_as_native_obj=True,
+):
+    # Bulk calls of up to 50 ids; the first try dies mid-walk after the server acted on a
+    # call, and the retry must never send an id the first try sent.
+    bulk = DiesOnFirstTry(
+        task_id="bulk",
+        filters={"from_date": "2020-01-01T00:00:00Z", "workflow_url": HOSTILE_URLS["bulk"]},
+        retries=1,
+        retry_delay=pendulum.duration(seconds=0),
+    )
+    # One id per call: every dlqId -> run pair is a fact.
+    exact = ResumeDLQOperator(
+        task_id="exact",
+        filters={"from_date": "2020-01-01T00:00:00Z", "workflow_url": HOSTILE_URLS["exact"]},
+        pacing={"exact_pairing": True, "concurrency": 4},
+        retries=1,
+        retry_delay=pendulum.duration(seconds=0),
+        trigger_rule="all_done",
+    )
+    bulk >> exact

@@ -20,7 +20,7 @@ from tests.operators.test_resume_dlq_e2e import load_dag
 pytestmark = pytest.mark.airflow
 
 #: What an API user's conf gives for every limit.
-NOTHING = {
+NOTHING: dict[str, dict[str, Any]] = {
     "null": dict.fromkeys(LIMITS, None),
     "empty": dict.fromkeys(LIMITS, ""),
     "missing": {},

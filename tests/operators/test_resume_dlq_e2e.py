@@ -5,7 +5,9 @@ Each ``dag.test()`` costs 5-10 s, so each run here checks several things at once
 
 from __future__ import annotations
 
+import functools
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +283,73 @@ def test_two_thousand_entries_under_faults_are_each_resumed_once_through_airflow
     counts = outcome.xcom["redrive"]["counts"]
     assert counts["resumed"] + counts.get("resumed_answer_lost", 0) == len(before)
     assert outcome.xcom["redrive"]["runs_truncated"] is True  # 2,000 runs > the 1,000 named
+
+
+def test_a_hostile_server_with_a_lost_answer_and_a_dead_worker_acts_on_each_entry_once(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    """The hostile reading: resumed entries stay listed, bulk answers come shuffled, a call
+    acts on at most 7 ids, the listing comes newest first. The first resume call's answer
+    is dropped (the server acted), and the bulk task's first try dies after a later call
+    acted. Checked against the server's action log, not against what the task says."""
+    from airflow_provider_wfdlq.devserver import READINGS
+    from tests.dags.wfdlq_test_dags import HOSTILE_URLS
+
+    server = wfdlq_devserver
+    server.control.reset(entries=0)
+    seeded: dict[str, list[dict[str, Any]]] = {}
+    for task_id, count in (("bulk", 200), ("exact", 30)):
+        seed = functools.partial(server.control.seed_entries, workflowUrl=HOSTILE_URLS[task_id])
+        seeded[task_id] = seed(count=count, responseStatus=500) + seed(count=4, responseStatus=489)
+    server.control.set_config(**READINGS["hostile"])
+    server.control.add_fault("drop", method="POST", path_prefix="/v2/workflows/dlq/resume", times=1)
+
+    outcome = run_dag(load_dag("wfdlq_redrive_hostile"))
+
+    assert outcome.task_states == {"bulk": "success", "exact": "success"}
+    assert outcome.tries["bulk"] == 2  # the dead first try, then the retry
+    dropped = [r for r in server.control.requests() if r.get("dropped")]
+    assert len(dropped) == 1
+    assert dropped[0]["path"].startswith("/v2/workflows/dlq/resume")
+
+    actions = server.control.actions()
+    # At most once: no dlqId acted on twice, across both tasks and both tries.
+    times = Counter(a["dlqId"] for a in actions)
+    assert times
+    assert max(times.values()) == 1, [d for d, n in times.items() if n > 1]
+    new_run = {a["dlqId"]: a["newWorkflowRunId"] for a in actions}
+    new_runs = set(new_run.values())
+    for task_id, entries in seeded.items():
+        result = outcome.xcom[task_id]
+        selection = retryable(entries)
+        acted = {d for d in new_run if d in {e["dlqId"] for e in entries}}
+        assert acted <= selection  # the 489s were skipped, nothing else touched
+        assert result["stopped"] == "done"
+        assert result["cursor"] is None
+        # Every stated pair whose basis is a fact matches the action log; every run the
+        # result names (however paired) is a run the server made for this task.
+        runs = result["runs"]
+        for run in runs:
+            assert run["workflow_run_id"] in new_runs, run
+            if run["paired_by"] == "single_id":
+                assert new_run.get(run["dlq_id"]) == run["workflow_run_id"], run
+            elif run["paired_by"] == "answer_order":
+                assert run["dlq_id"] in acted, run  # the entry was acted on; its run inferred
+            else:
+                assert run["dlq_id"] is None, run
+        # The counts add up: everything listed ends in exactly one count.
+        counts = result["counts"]
+        ended = sum(
+            n
+            for name, n in counts.items()
+            if name != "expiring_before_next_run" and not name.startswith("tripped_")
+        )
+        assert result["found"] == ended == len(entries), counts
+        assert result["selected"] == len(selection)
+        assert counts["skipped_non_retryable"] == 4
+        # Whatever was acted on is reported as acted, or as not knowable; never as left.
+        reported = counts.get("resumed", 0) + counts.get("resumed_answer_lost", 0)
+        assert len(acted) <= reported + counts.get("answer_lost_unknown", 0)
+    exact = outcome.xcom["exact"]
+    assert {run["paired_by"] for run in exact["runs"]} == {"single_id"}
+    assert len(exact["runs"]) == exact["counts"]["resumed"] == len(retryable(seeded["exact"]))
