@@ -366,6 +366,9 @@ class Doctor:
             if page.cursor is not None and page.cursor == cursor:
                 return _Walk(messages, read, _frozen(page.cursor, read))
             cursor = page.cursor
+        if not sent and cursor is not None:
+            seen = "not walked: one page was read (wfdlq-doctor walks several)"
+            return _Walk(messages, read, Check("cursor", UNKNOWN, seen))
         if not sent:
             seen = (
                 f"only one page ({len(messages)} entries at count={page_size}): no cursor to follow"

@@ -261,14 +261,32 @@ class WorkflowDLQHook(BaseHook):
             self.__dict__.pop("client").close()
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call: list a single DLQ entry."""
+        """The read-only checks of ``wfdlq-doctor`` on one list page, summarised.
+
+        Not ok when the token is refused, the server cannot be reached, or something the
+        redrive engine relies on differs. Cursors and the resume probes need the CLI.
+        """
+        from airflow_provider_wfdlq.doctor.checks import Doctor
+
         try:
-            with self._fresh_client() as client:
-                page = client.list_messages(count=1)
+            s = self.settings
+            # A connection test must not retry for a minute: one attempt answers quickly.
+            with Doctor(
+                s.token,
+                s.base_url,
+                timeout=min(s.timeout, 10.0),
+                retry=RetryPolicy(max_attempts=1),
+                allow_insecure_http=s.allow_insecure_http,
+                auth_hint=s.auth_hint,
+            ) as doctor:
+                report = doctor.read_only(pages=1)
         except WFDLQError as exc:
             return False, str(exc)
-        found = "entries waiting" if page.messages else "empty"
-        return True, f"Connected to the workflow DLQ at {self.settings.base_url} ({found})"
+        token = report.get("token")
+        if not report.connected and token is not None:
+            return False, f"{token.seen}. {token.fix}"
+        summary = f"Connected to the workflow DLQ at {s.base_url}: {report.summary()}"
+        return report.exit_code == 0, f"{summary}. More checks and probes: wfdlq-doctor"
 
     def _fresh_client(self) -> WorkflowDLQClient:
         # A connection test must not retry for a minute: one attempt answers the UI quickly.
