@@ -204,15 +204,18 @@ class FaultBook:
         if len(self._accepted) >= rps:
             decision.fault = "rate_limit"
             decision.status, decision.message = 429, "Too many requests"
-            decision.headers = burst_headers(int(rps), self._accepted[0] + 1.0, reset_unit)
+            # In seconds, one whole second later than the window frees a place (floored
+            # seconds would otherwise name a moment that is still too early).
+            frees_at = self._accepted[0] + (2.0 if reset_unit == "s" else 1.0)
+            decision.headers = burst_headers(int(rps), frees_at, reset_unit)
             return
         self._accepted.append(now)
 
 
 def burst_headers(limit: int, reset_at: float, unit: str = "s") -> dict[str, str]:
     """Upstash documents `Burst-RateLimit-Reset` as a unix timestamp without a unit:
-    `unit` "s" sends whole seconds (rounded up), "ms" whole milliseconds."""
-    reset = math.ceil(reset_at * 1000) if unit == "ms" else math.ceil(reset_at)
+    `unit` "s" sends whole seconds, "ms" whole milliseconds (both floored)."""
+    reset = math.floor(reset_at * 1000) if unit == "ms" else math.floor(reset_at)
     return {
         "Burst-RateLimit-Limit": str(limit),
         "Burst-RateLimit-Remaining": "0",
