@@ -257,14 +257,10 @@ class BulkResult:
     ``cursor`` is the answer's cursor (None when empty or missing). On a call by filters it
     continues the walk; on a call by dlq_ids a cursor means the server acted on FEWER ids
     than named (a per-call cap): the ids still in the DLQ were not acted on.
-
-    ``lost_dlq_ids`` is always empty: kept only so older callers still read; an action
-    whose answer is lost now raises ``OutcomeUnknownError`` instead of being re-sent.
     """
 
     runs: tuple[ResumedRun, ...]
     cursor: str | None
-    lost_dlq_ids: tuple[str, ...] = ()
 
     @property
     def done(self) -> bool:
