@@ -121,7 +121,10 @@ def test_wheel_entry_points(dists: Dists) -> None:
             "provider_info": f"{PACKAGE}.get_provider_info:get_provider_info"
         },
         "pytest11": {"wfdlq": f"{PACKAGE}.devserver.pytest_plugin"},
-        "console_scripts": {"wfdlq-devserver": f"{PACKAGE}.devserver.cli:main"},
+        "console_scripts": {
+            "wfdlq-devserver": f"{PACKAGE}.devserver.cli:main",
+            "wfdlq-doctor": f"{PACKAGE}.doctor.cli:main",
+        },
     }
 
 
