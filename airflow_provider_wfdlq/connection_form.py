@@ -20,6 +20,7 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "backoff_max": 30.0,
     "max_rate_limit_wait": 60.0,
     "retention": None,
+    "allow_insecure_http": False,
 }
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -30,7 +31,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_attempts": {
         "label": "Attempts per call",
-        "description": "Tries on 429, 502/503/504 and network errors, the first included.",
+        "description": "Reads: tries on 429, 502/503/504 and network errors, the first "
+        "included. Actions (resume, restart, delete) are sent again only after a 429, a 503 "
+        "or a connection never made: never twice.",
         "schema": {"type": ["integer", "null"], "default": EXTRA_DEFAULTS["max_attempts"]},
     },
     "backoff_max": {
@@ -46,6 +49,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "'3d' (free), '7d' (pay as you go) or days; redrives then report "
         "entries that would expire before the next run.",
         "schema": {"type": ["string", "null"], "default": EXTRA_DEFAULTS["retention"]},
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain http to a remote host",
+        "description": "Sends the token unencrypted: only behind a proxy you trust. Loopback "
+        "(the dev server) never needs it.",
+        "schema": {"type": ["boolean", "null"], "default": EXTRA_DEFAULTS["allow_insecure_http"]},
     },
 }
 
