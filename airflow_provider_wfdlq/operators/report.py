@@ -17,6 +17,7 @@ from airflow_provider_wfdlq.recovery.morning import (
     coerce_result,
     summary_path_for,
 )
+from airflow_provider_wfdlq.recovery.rendered import is_missing
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -94,7 +95,7 @@ class DLQRecoveryReportOperator(BaseOperator):
         return result
 
     def _target(self) -> str | None:
-        if self.report_path not in (None, "", "None"):
+        if not is_missing(self.report_path):
             return str(self.report_path)
         resume = coerce_result(self.resume, "resume")
         path = resume.get("report_path") if resume is not None else None

@@ -52,6 +52,7 @@ from airflow_provider_wfdlq.client import (
     check_failure_function_states,
 )
 from airflow_provider_wfdlq.recovery._polling import drive_async, drive_sync, is_transient
+from airflow_provider_wfdlq.recovery.rendered import is_missing
 
 __all__ = [
     "DEFAULT_ON_MISSING_CALLBACK",
@@ -137,7 +138,7 @@ def coerce_dlq_ids(value: Any, field: str = "dlq_ids") -> tuple[str, ...] | None
 
     An empty list is a real answer (an upstream resume acted on nothing): nothing to wait for.
     """
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+    if is_missing(value):
         return None
     ids: list[str] = []
     for item in _id_items(value, field):
@@ -167,7 +168,7 @@ def _policy(value: Any, field: str) -> str:
 
 
 def _filters(value: Any) -> DLQFilters | None:
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+    if is_missing(value):
         return None
     if isinstance(value, str):
         value = _literal(value.strip())

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from airflow_provider_wfdlq.client import ValidationError
+from airflow_provider_wfdlq.recovery.rendered import is_missing
 
 __all__ = ["MorningReport", "build_morning_report", "coerce_result", "summary_path_for"]
 
@@ -29,7 +30,7 @@ _ACCEPTED = "an XCom result (a mapping, or its text as a template renders it), o
 
 def coerce_result(value: Any, field_: str) -> Mapping[str, Any] | None:
     """An upstream XCom result; None when missing (the task failed or did not run)."""
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
+    if is_missing(value):
         return None
     if isinstance(value, str):
         for parse in (json.loads, ast.literal_eval):

@@ -38,6 +38,7 @@ from airflow_provider_wfdlq.client import (
 from airflow_provider_wfdlq.client.validation import check_ratio
 from airflow_provider_wfdlq.recovery._polling import drive_async, drive_sync, is_transient
 from airflow_provider_wfdlq.recovery.callbacks import _literal
+from airflow_provider_wfdlq.recovery.rendered import is_missing
 
 __all__ = [
     "FINAL_RUN_STATES",
@@ -99,10 +100,6 @@ class RunRef:
         return cls(str(run_id), int(created_at), resumed_from)
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() in ("", "None", "null"))
-
-
 @dataclass
 class _Collected:
     runs: dict[str, RunRef] = field(default_factory=dict)
@@ -114,7 +111,7 @@ class _Collected:
 
 
 def _ref(run_id: Any, created_at: Any, resumed_from: Any, field_: str) -> RunRef:
-    origin = None if _missing(resumed_from) else check_dlq_id(resumed_from, field_)
+    origin = None if is_missing(resumed_from) else check_dlq_id(resumed_from, field_)
     return RunRef(check_run_id(run_id, field_), to_unix_ms(created_at, field_), origin)
 
 
@@ -163,9 +160,9 @@ def _collect_mapping(value: Mapping[str, Any], field_: str, into: _Collected) ->
         run_id = value.get("workflow_run_id", value.get("workflowRunId"))
         created_at = value.get("workflow_created_at", value.get("workflowCreatedAt"))
         origin = value.get("dlq_id")
-        if _missing(run_id):  # the resume's answer was lost: its new run id is unknown
+        if is_missing(run_id):  # the resume's answer was lost: its new run id is unknown
             into.unknown.append(
-                "?" if _missing(origin) else check_dlq_id(origin, field_ + ".dlq_id")
+                "?" if is_missing(origin) else check_dlq_id(origin, field_ + ".dlq_id")
             )
             return
         into.add(_ref(run_id, created_at, origin, field_))
@@ -185,7 +182,7 @@ def coerce_runs(
     is the upstream result's ``runs_truncated`` (it named only part of what it resumed). An
     empty list is a real answer (the resume acted on nothing): nothing to follow.
     """
-    if _missing(value):
+    if is_missing(value) and not type(value).__name__.endswith("Undefined"):
         raise ValidationError(field, value, _RUNS_ACCEPTED, "is empty")
     collected = _Collected()
     _collect(value, field, collected)
@@ -193,7 +190,7 @@ def coerce_runs(
 
 
 def _ratio(value: Any, field_: str) -> float | None:
-    return None if _missing(value) else check_ratio(value, field_)
+    return None if is_missing(value) else check_ratio(value, field_)
 
 
 def _on_timeout(value: Any) -> str:
