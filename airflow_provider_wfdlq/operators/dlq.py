@@ -93,19 +93,54 @@ class TaskStateStore:
         self._store.delete(key)
 
 
-def state_store_for(context: Context) -> StateStore:
-    """The task's durable store on Airflow 3.3+; elsewhere memory, with one warning."""
+class PathStateStore:
+    """The engine's store as one small JSON file per key in a folder next to the report
+    (``<report>.state/``): the durable ledger on Airflow before 3.3, where there is no
+    ``task_state_store``. Whole-file writes only, so object stores (``s3://``) work too."""
+
+    def __init__(self, folder: Any) -> None:
+        self._folder = folder
+
+    def _path(self, key: str) -> Any:
+        return self._folder / f"{key}.json"
+
+    def get(self, key: str) -> Any:
+        path = self._path(key)
+        if not path.exists():
+            return None
+        with path.open("r") as stream:
+            return json.load(stream)
+
+    def set(self, key: str, value: Any) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        with self._path(key).open("w") as stream:
+            json.dump(value, stream)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        if path.exists():
+            path.unlink()
+
+
+def state_store_for(context: Context, report_path: Any = None) -> StateStore:
+    """The task's durable store: ``task_state_store`` (Airflow 3.3+); before 3.3, files
+    next to the report; with neither, memory and one warning."""
     global _warned_no_state_store
     store = context.get("task_state_store")  # type: ignore[misc]
     if store is not None:
         return TaskStateStore(store)
+    if report_path:
+        from airflow.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(str(report_path))
+        return PathStateStore(path.parent / f"{path.name}.state")
     if not _warned_no_state_store:
         _warned_no_state_store = True
         log.warning(
-            "This Airflow has no task_state_store (Airflow 3.3+): a retried task has no "
-            "ledger of what an earlier try sent. It lists again and acts on what is still in "
-            "the DLQ; on a server that keeps resumed entries listed that can act twice. "
-            "Use Airflow 3.3+ for unattended redrives."
+            "This Airflow has no task_state_store (Airflow 3.3+) and the task has no "
+            "report_path: a retried task has no ledger of what an earlier try sent. It lists "
+            "again and acts on what is still in the DLQ; on a server that keeps resumed "
+            "entries listed that can act twice. Set report_path, or use Airflow 3.3+."
         )
     return MemoryStore()
 
@@ -289,7 +324,7 @@ class ResumeDLQOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.build_plan(context)
-        store = state_store_for(context)
+        store = state_store_for(context, self.report_path)
         # A retry appends to the report (also without a durable store, on Airflow < 3.3).
         ti = context.get("ti")
         continuing = store.get(CHECKPOINT_KEY) is not None or getattr(ti, "try_number", 1) > 1
