@@ -21,7 +21,8 @@ class Died(BaseException):
 
 def test_task_state_store_wins_then_report_files_then_memory(tmp_path: Path) -> None:
     report = f"file://{tmp_path}/night.jsonl"
-    assert isinstance(state_store_for({"task_state_store": MemoryStore()}, report), TaskStateStore)  # type: ignore[arg-type]
+    context: Any = {"task_state_store": MemoryStore()}
+    assert isinstance(state_store_for(context, report), TaskStateStore)
     assert isinstance(state_store_for({}, report), PathStateStore)  # type: ignore[arg-type]
     assert isinstance(state_store_for({}, None), MemoryStore)  # type: ignore[arg-type]
 
