@@ -190,6 +190,8 @@ class Redrive:
         self._bound = 0
         #: Entries acted on that no listing found (restarted incompatible ones).
         self.found_extra = 0
+        #: An earlier try finished listing and wrote its skipped entries to the report.
+        self._skips_written = False
         self._started = time.monotonic()
 
     # -- the walk ---------------------------------------------------------------------------
@@ -213,6 +215,8 @@ class Redrive:
                 self.report.stopped = Stop.STOPPED.value
                 log.info("Stopped while listing; nothing was acted on by this try.")
                 return self.report
+            if not self.plan.dry_run:
+                self._save()  # from here on a retry knows nothing in the ledger is settled
             self.report.found = known_before + listing.listed
             skipped = sum(n for k, n in self.report.counts.items() if k.startswith("skipped_"))
             self.report.selected = self.report.found - skipped
@@ -374,7 +378,9 @@ class Redrive:
         return self.plan.selection.skip_reason(message) or self._label_problem(message)
 
     def _skipped(self, message: DLQMessage, reason: str) -> None:
-        self._left(Item.of(message), "skipped_" + reason)
+        # A retry lists the same window again: what it skips, an earlier try that finished
+        # listing has skipped and written already (no entry can appear below the bound).
+        self._left(Item.of(message), "skipped_" + reason, write=not self._skips_written)
 
     def _label_problem(self, message: DLQMessage) -> str | None:
         """In append mode an entry's own labels are sent again; one that cannot be (a comma
@@ -387,7 +393,7 @@ class Redrive:
             return "unsendable_label"
         return None
 
-    def _left(self, item: Item, event: str, **extra: Any) -> None:
+    def _left(self, item: Item, event: str, write: bool = True, **extra: Any) -> None:
         """Count an entry that stays in the DLQ, and say if it expires before the next run."""
         retention = self.plan.retention
         if retention is not None and item.created_at is not None:
@@ -400,7 +406,8 @@ class Redrive:
                     {"dlq_id": item.dlq_id, "expires_at": expires, "why": event}
                 )
         self._count(event)
-        self.sink.write(item.record(event, **extra))
+        if write:
+            self.sink.write(item.record(event, **extra))
 
     def _preview(self, items: list[Item]) -> None:
         room = len(items) if self.plan.max_resumes is None else self.plan.max_resumes
@@ -484,6 +491,8 @@ class Redrive:
         self.probe = self.actor.probe = LeaveProbe(**state.get("probe", {}))
         self.actor.batch_limit = int(state.get("batch_limit", self.actor.batch_limit))
         self.gate.restore(state.get("canary") or {})
+        # Every checkpoint is written after a listing finished (and wrote its skips).
+        self._skips_written = True
         self.restarts.done = int(self.report.counts.get("restarted_incompatible", 0))
         log.info(
             "Going on from a checkpoint: %d entr%s sent by earlier tries.",

@@ -31,12 +31,21 @@ def require_value(field: str, value: Any) -> Any:
     if is_missing(value):
         raise ValidationError(
             field,
-            None if value is None else str(value),
+            _shown(value),
             "a value: a template that renders null, empty or nothing never switches a "
             "limit off (give the value, or leave the argument out for its default)",
             "is missing",
         )
     return value
+
+
+def _shown(value: Any) -> Any:
+    """What an error shows for a missing value (``str()`` of Jinja's StrictUndefined raises)."""
+    if value is None:
+        return None
+    if type(value).__name__.endswith("Undefined"):
+        return "<undefined>"
+    return str(value)
 
 
 class OnMissing(StrEnum):

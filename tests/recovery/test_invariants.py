@@ -124,16 +124,17 @@ def test_a_lost_answer_is_never_resent(
     assert len({line["dlq_id"] for line in lines}) == len(lines) == report.found
 
 
+@pytest.mark.parametrize("dies_at", [1, 3])
 @pytest.mark.parametrize("reading", WALKING)
 def test_a_worker_that_dies_mid_call_and_a_retry_act_once(
-    wfdlq_devserver: Any, client: WorkflowDLQClient, reading: str
+    wfdlq_devserver: Any, client: WorkflowDLQClient, reading: str, dies_at: int
 ) -> None:
     server = wfdlq_devserver
     created = world(server, reading)
     store = MemoryStore()
 
     with pytest.raises(Died):
-        Redrive(DyingClient(client, 3), plan(), store=store).run()  # type: ignore[arg-type]
+        Redrive(DyingClient(client, dies_at), plan(), store=store).run()  # type: ignore[arg-type]
     before = len(acted_ids(server))
     report = Redrive(client, plan(), store=store).run()
 
