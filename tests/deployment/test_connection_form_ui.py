@@ -201,7 +201,10 @@ def test_connection_form_in_the_ui(
         for name, spec in CONN_FIELDS.items():
             box = extra_field(dialog, spec["label"])
             expect(box).to_be_visible()
-            expect(box).to_have_value(shown(EXTRA_DEFAULTS[name]))
+            if "boolean" in spec["schema"]["type"]:
+                expect(box).to_be_checked(checked=bool(EXTRA_DEFAULTS[name]))
+            else:
+                expect(box).to_have_value(shown(EXTRA_DEFAULTS[name]))
             if "description" in spec:
                 expect(dialog.get_by_text(spec["description"], exact=True)).to_be_visible()
         save(page, dialog, GOOD_ID)
