@@ -286,7 +286,7 @@ def test_two_thousand_entries_under_faults_are_each_resumed_once_through_airflow
 
 
 def test_a_hostile_server_with_a_lost_answer_and_a_dead_worker_acts_on_each_entry_once(
-    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
 ) -> None:
     """The hostile reading: resumed entries stay listed, bulk answers come shuffled, a call
     acts on at most 7 ids, the listing comes newest first. The first resume call's answer
@@ -304,7 +304,7 @@ def test_a_hostile_server_with_a_lost_answer_and_a_dead_worker_acts_on_each_entr
     server.control.set_config(**READINGS["hostile"])
     server.control.add_fault("drop", method="POST", path_prefix="/v2/workflows/dlq/resume", times=1)
 
-    outcome = run_dag(load_dag("wfdlq_redrive_hostile"))
+    outcome = run_dag(load_dag("wfdlq_redrive_hostile"), conf={"report_dir": str(tmp_path)})
 
     assert outcome.task_states == {"bulk": "success", "exact": "success"}
     assert outcome.tries["bulk"] == 2  # the dead first try, then the retry
