@@ -235,50 +235,25 @@ class PlanBuilder:
         # entries) would leave one entry unplanned for tonight, never act on one twice.
         seen: set[int] = set()
         chosen: list[Item] = []
-        window = filters
-        cursor: str | None = None
-        cursors: set[str] = set()
-        low = high = None  # created-at range seen
-        direction = 0  # +1 oldest first, -1 newest first, 2 neither, 0 unknown
-        last_at: int | None = None
-        fruitless_restarts = fruitless_pages = 0
-        new_since_restart = 0
+        walk = _Cursors(filters)
         while True:
             if self.should_stop():
                 raise ListingStopped
             self.pace()
             listing.requests += 1
             try:
-                page = self.client.list_messages(window, cursor=cursor, count=self.page_size)
-            except BadRequestError as exc:
-                if cursor is None:
-                    raise
-                fruitless_restarts = 0 if new_since_restart else fruitless_restarts + 1
-                if fruitless_restarts >= MAX_RESTARTS_WITHOUT_PROGRESS:
-                    raise ListingError(
-                        f"the DLQ rejected the cursor {MAX_RESTARTS_WITHOUT_PROGRESS} times in "
-                        f"a row and starting over found nothing new ({exc.error})"
-                    ) from exc
-                listing.restarts += 1
-                new_since_restart = 0
-                window = _narrowed(filters, direction, low, high)
-                log.warning(
-                    "The DLQ rejected the cursor (%s); listing again from %s.",
-                    exc.error,
-                    "the start" if window is filters else "where it was",
+                page = self.client.list_messages(
+                    walk.window, cursor=walk.cursor, count=self.page_size
                 )
-                cursor, cursors = None, set()
+            except BadRequestError as exc:
+                if walk.cursor is None:
+                    raise
+                walk.start_over(exc.error)  # a stale cursor
+                listing.restarts += 1
                 continue
             fresh = 0
             for message in page.messages:
-                at = message.created_at
-                if at is not None:
-                    if last_at is not None and at != last_at:
-                        step = 1 if at > last_at else -1
-                        direction = step if direction in (0, step) else 2
-                    last_at = at
-                    low = at if low is None else min(low, at)
-                    high = at if high is None else max(high, at)
+                walk.saw(message.created_at)
                 key = hash(message.dlq_id)
                 if key in seen:
                     continue
@@ -294,22 +269,8 @@ class PlanBuilder:
                     continue
                 listing.listed += 1
                 self._take(message, chosen)
-            new_since_restart += fresh
-            fruitless_pages = 0 if fresh else fruitless_pages + 1
-            if fruitless_pages >= MAX_PAGES_WITHOUT_PROGRESS:
-                raise ListingError(
-                    f"{MAX_PAGES_WITHOUT_PROGRESS} pages in a row brought no new entry"
-                )
-            next_cursor = page.cursor or None
-            if next_cursor is None:
+            if not walk.next(page.cursor or None, fresh):
                 break
-            if next_cursor in cursors or next_cursor == cursor:
-                raise ListingError(
-                    f"the DLQ answered cursor {next_cursor!r} twice: the listing would never "
-                    "end; nothing was acted on"
-                )
-            cursors.add(next_cursor)
-            cursor = next_cursor
         listing.items = oldest_first(chosen)
         return listing
 
@@ -321,11 +282,67 @@ class PlanBuilder:
             self.on_skip(message, reason)
 
 
-def _narrowed(filters: DLQFilters, direction: int, low: int | None, high: int | None) -> DLQFilters:
-    """Where to list again after a stale cursor: past what was seen, when the pages came in
-    time order (the date filters are inclusive, and entries seen again are dropped)."""
-    if direction == 1 and high is not None:
-        return replace(filters, from_date=max(high, filters.from_date or high))
-    if direction == -1 and low is not None:
-        return replace(filters, to_date=min(low, filters.to_date or low))
-    return filters
+class _Cursors:
+    """Where a listing is, and the checks that make it end (I1): a cursor seen twice, pages
+    that bring nothing new, restarts after stale cursors that find nothing new."""
+
+    def __init__(self, filters: DLQFilters) -> None:
+        self.filters = self.window = filters
+        self.cursor: str | None = None
+        self._cursors: set[str] = set()
+        self._low: int | None = None  # created-at range seen
+        self._high: int | None = None
+        self._direction = 0  # +1 oldest first, -1 newest first, 2 neither, 0 unknown
+        self._last_at: int | None = None
+        self._fruitless_restarts = self._fruitless_pages = self._new_since_restart = 0
+
+    def saw(self, at: int | None) -> None:
+        """An entry's created-at: which way the pages run, and the range seen so far."""
+        if at is None:
+            return
+        if self._last_at is not None and at != self._last_at:
+            step = 1 if at > self._last_at else -1
+            self._direction = step if self._direction in (0, step) else 2
+        self._last_at = at
+        self._low = at if self._low is None else min(self._low, at)
+        self._high = at if self._high is None else max(self._high, at)
+
+    def next(self, cursor: str | None, fresh: int) -> bool:
+        """Go on with ``cursor`` (False: the listing is complete)."""
+        self._new_since_restart += fresh
+        self._fruitless_pages = 0 if fresh else self._fruitless_pages + 1
+        if self._fruitless_pages >= MAX_PAGES_WITHOUT_PROGRESS:
+            raise ListingError(f"{MAX_PAGES_WITHOUT_PROGRESS} pages in a row brought no new entry")
+        if cursor is None:
+            return False
+        if cursor in self._cursors or cursor == self.cursor:
+            raise ListingError(
+                f"the DLQ answered cursor {cursor!r} twice: the listing would never end; "
+                "nothing was acted on"
+            )
+        self._cursors.add(cursor)
+        self.cursor = cursor
+        return True
+
+    def start_over(self, why: str) -> None:
+        """After a stale cursor: list again, past what was seen when the pages came in time
+        order (the date filters are inclusive; entries seen again are dropped)."""
+        progress = self._new_since_restart
+        self._fruitless_restarts = 0 if progress else self._fruitless_restarts + 1
+        if self._fruitless_restarts >= MAX_RESTARTS_WITHOUT_PROGRESS:
+            raise ListingError(
+                f"the DLQ rejected the cursor {MAX_RESTARTS_WITHOUT_PROGRESS} times in a row "
+                f"and starting over found nothing new ({why})"
+            )
+        self._new_since_restart = 0
+        filters, low, high = self.filters, self._low, self._high
+        if self._direction == 1 and high is not None:
+            self.window = replace(filters, from_date=max(high, filters.from_date or high))
+        elif self._direction == -1 and low is not None:
+            self.window = replace(filters, to_date=min(low, filters.to_date or low))
+        log.warning(
+            "The DLQ rejected the cursor (%s); listing again from %s.",
+            why,
+            "the start" if self.window is filters else "where it was",
+        )
+        self.cursor, self._cursors = None, set()

@@ -1,0 +1,97 @@
+"""What one try of a task hands to the next: the checkpoint, and the ledger's in-flight ids.
+
+A checkpoint is written right after a listing finishes and after every batch: the walk's
+start (its bound), how much of the ledger is settled, what the leave probe has seen, the
+batch size the server allows, the canary, and the report so far (without the listing's own
+counts: a retry lists again). Ids written to the ledger after the last checkpoint were in
+flight when a try died: the next try resolves them like lost answers, never sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe
+from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger
+from airflow_provider_wfdlq.recovery.gate import SafetyGate
+from airflow_provider_wfdlq.recovery.incompatible import IncompatibleRestarts
+from airflow_provider_wfdlq.recovery.plan import Item
+from airflow_provider_wfdlq.recovery.recorder import Recorder
+
+log = logging.getLogger("airflow_provider_wfdlq.recovery")
+
+
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
+class TryState:
+    """Saves and restores the parts of a walk that outlive a try."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        ledger: Ledger,
+        *,
+        actor: BatchActor,
+        gate: SafetyGate,
+        recorder: Recorder,
+        restarts: IncompatibleRestarts,
+        by_ids: bool,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.ledger = ledger
+        self.actor = actor
+        self.gate = gate
+        self.recorder = recorder
+        self.restarts = restarts
+        self.by_ids = by_ids
+        self.bound = 0
+        self._settled = ledger.chunks
+
+    def restore(self, now_ms: int) -> None:
+        """Take up an earlier try's walk, if there was one; else start one at ``now_ms``."""
+        state = self.checkpoint.load()
+        if state is None:
+            self.bound = now_ms
+            return
+        self.bound = int(state["bound"])
+        self._settled = int(state.get("settled", 0))
+        self.recorder.report.restore(state.get("report", {}))
+        self.actor.probe = LeaveProbe(**state.get("probe", {}))
+        self.actor.batch_limit = int(state.get("batch_limit", self.actor.batch_limit))
+        self.gate.restore(state.get("canary") or {})
+        # Every checkpoint is written after a listing finished (and wrote its skips).
+        self.recorder.skips_written = True
+        self.restarts.done = int(self.recorder.report.counts.get("restarted_incompatible", 0))
+        log.info(
+            "Going on from a checkpoint: %s sent by earlier tries.", _entries(len(self.ledger))
+        )
+
+    def settle_in_flight(self) -> None:
+        """Ids an earlier try wrote to the ledger but did not live to record."""
+        in_flight = self.ledger.sent_since(self._settled)
+        if not in_flight:
+            return
+        log.warning("%s were in flight when an earlier try died.", _entries(len(in_flight)))
+        for result in self.actor.settle([Item.build(i) for i in in_flight]):
+            self.recorder.record(result)
+        self.save()
+
+    def save(self) -> None:
+        self._settled = self.ledger.chunks
+        self.checkpoint.save(
+            {
+                "bound": self.bound,
+                "settled": self._settled,
+                "probe": self.actor.probe.to_state(),
+                "batch_limit": self.actor.batch_limit,
+                "canary": self.gate.to_state(),
+                "report": self.recorder.state(by_ids=self.by_ids),
+            }
+        )
+
+    def clear(self) -> None:
+        """A finished walk leaves no checkpoint; its ledger stays (a cleared task that runs
+        again never sends an id twice either)."""
+        self.checkpoint.clear()
