@@ -7,9 +7,9 @@ One run, one dev server, the same seeded DLQ for both sides:
     selection=ErrorSelection(include_non_retryable=True))`` (489s too, as the bare loop),
     a ``RemoteStore`` for the ledger and checkpoint (standing in for Airflow's
     ``task_state_store``) and a ``JsonLinesSink`` to a temp file. Plan, then act: list
-    everything (pages of 100), then resume by ``dlqIds`` in batches of 50 (Upstash's per-call maximum), each batch's
-    ids in the ledger first, and one entry read back after the first 3 calls and every 20th
-    (does the server remove what it acted on?).
+    everything (pages of 100), then resume by ``dlqIds`` in batches of 50 (Upstash's
+    per-call maximum), each batch's ids in the ledger first, and one entry read back after
+    the first 3 calls and every 20th (does the server remove what it acted on?).
 (b) bare loop: plain httpx, ``POST /v2/workflows/dlq/resume?fromDate=...`` following
     ``cursor`` to the end; the server's page cap (default 50) bounds each call.
 
