@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from airflow_provider_wfdlq.recovery.idset import IdSet
+
 CHECKPOINT_KEY = "wfdlq_redrive"
 LEDGER_KEY = "wfdlq_ledger"
 CHECKPOINT_VERSION = 2
@@ -80,21 +82,19 @@ class Ledger:
         self._store, self._key = store, key
         head = store.get(key)
         self.chunks = int(head.get("chunks", 0)) if isinstance(head, dict) else 0
-        # Hashes, not ids: a night can send 100k ids. A collision (about 1 in 10^9 at 100k)
-        # could only make an id count as sent: left for the next run, never sent twice.
-        self._sent: set[int] = set()
+        self._sent = IdSet()  # 8 bytes an id: a night can send 100k
         for n in range(self.chunks):
             self._apply(store.get(f"{key}.{n}") or {})
 
     def _apply(self, chunk: dict[str, Any]) -> None:
-        ids = {hash(str(i)) for i in chunk.get("ids", [])}
-        if chunk.get("released"):
-            self._sent.difference_update(ids)
-        else:
-            self._sent.update(ids)
+        for dlq_id in chunk.get("ids", []):
+            if chunk.get("released"):
+                self._sent.discard(str(dlq_id))
+            else:
+                self._sent.add(str(dlq_id))
 
     def __contains__(self, dlq_id: object) -> bool:
-        return hash(dlq_id) in self._sent
+        return dlq_id in self._sent
 
     def __len__(self) -> int:
         return len(self._sent)
@@ -103,14 +103,15 @@ class Ledger:
         """Note ``ids`` as sent (before sending); returns the chunk number."""
         chunk = list(ids)
         self._write({"ids": chunk})
-        self._sent.update(hash(i) for i in chunk)
+        self._sent.update(chunk)
         return self.chunks - 1
 
     def release(self, ids: Iterable[str]) -> None:
         """The server refused the call that named ``ids``: it acted on none of them."""
         chunk = list(ids)
         self._write({"ids": chunk, "released": True})
-        self._sent.difference_update(hash(i) for i in chunk)
+        for dlq_id in chunk:
+            self._sent.discard(dlq_id)
 
     def sent_since(self, chunk: int) -> list[str]:
         """The ids recorded in chunks ``chunk`` and later and not released since (a dead

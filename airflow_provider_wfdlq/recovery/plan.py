@@ -31,6 +31,7 @@ from airflow_provider_wfdlq.client import (
     WFDLQError,
     WorkflowDLQClient,
 )
+from airflow_provider_wfdlq.recovery.idset import IdSet
 
 log = logging.getLogger("airflow_provider_wfdlq.recovery")
 
@@ -231,9 +232,7 @@ class PlanBuilder:
 
     def by_filters(self, filters: DLQFilters) -> Listing:
         listing = Listing(items=[])
-        # Hashes, not ids: the ids live on in the items; a collision (1 in ~10^9 at 100k
-        # entries) would leave one entry unplanned for tonight, never act on one twice.
-        seen: set[int] = set()
+        seen = IdSet()
         chosen: list[Item] = []
         walk = _Cursors(filters)
         while True:
@@ -254,10 +253,8 @@ class PlanBuilder:
             fresh = 0
             for message in page.messages:
                 walk.saw(message.created_at)
-                key = hash(message.dlq_id)
-                if key in seen:
+                if not seen.add(message.dlq_id):
                     continue
-                seen.add(key)
                 fresh += 1
                 if len(seen) > self.max_entries:
                     raise ListingError(

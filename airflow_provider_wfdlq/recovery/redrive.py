@@ -215,7 +215,8 @@ class Redrive:
             if self.plan.dry_run:
                 self.recorder.preview(listing.items, self.plan.max_resumes)
             else:
-                self._act_all(deque(listing.items))
+                queue, listing.items = deque(listing.items), []  # acted items are let go
+                self._act_all(queue)
         finally:
             self.recorder.sink.flush()
         self.report.found += self.recorder.found_extra
