@@ -59,7 +59,6 @@ class ListingStopped(Exception):
 SEP: Final = "\x1f"
 #: Created-at ms are written with this many digits, so texts sort as times do.
 _DIGITS: Final = 15
-Shapes = dict[tuple[Any, ...], tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +75,7 @@ class Item:
     shape: tuple[Any, ...]
 
     @classmethod
-    def of(cls, m: DLQMessage, excerpt: bool = False, shapes: Shapes | None = None) -> Item:
-        """``shapes``: where equal shapes are kept once (one per listing)."""
+    def of(cls, m: DLQMessage, excerpt: bool = False) -> Item:
         return cls.build(
             m.dlq_id,
             m.created_at,
@@ -89,7 +87,6 @@ class Item:
                 m.labels,
                 (m.response_body or "")[:EXCERPT] if excerpt else None,
             ),
-            shapes,
         )
 
     @classmethod
@@ -99,11 +96,9 @@ class Item:
         created_at: int | None = None,
         workflow_run_id: str | None = None,
         shape: tuple[Any, ...] = (None, None, None, (), None),
-        shapes: Shapes | None = None,
     ) -> Item:
         at = "~" if created_at is None else str(created_at).zfill(_DIGITS)
-        text = SEP.join((at, dlq_id, workflow_run_id or ""))
-        return cls(text, shape if shapes is None else shapes.setdefault(shape, shape))
+        return cls(SEP.join((at, dlq_id, workflow_run_id or "")), shape)
 
     @property
     def dlq_id(self) -> str:
@@ -153,10 +148,50 @@ class Item:
         }
 
 
-def oldest_first(items: list[Item]) -> list[Item]:
-    """By created-at, then dlqId; entries without a created-at last. In place (memory)."""
-    items.sort(key=lambda i: i.text)
-    return items
+class Worklist:
+    """The selected entries, oldest first, at about 120 bytes each (100k in ~12 MiB).
+
+    Each entry is one text, its :class:`Item` text plus the number of its shape; Items are
+    made as entries are taken, and a taken entry is let go. Sorting the texts sorts the
+    entries by created-at, then dlqId (entries without a created-at last)."""
+
+    def __init__(self) -> None:
+        self._texts: list[str | None] = []
+        self._shapes: list[tuple[Any, ...]] = []
+        self._shape_ids: dict[tuple[Any, ...], int] = {}
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._texts) - self._next
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def append(self, item: Item) -> None:
+        shape_id = self._shape_ids.setdefault(item.shape, len(self._shapes))
+        if shape_id == len(self._shapes):
+            self._shapes.append(item.shape)
+        self._texts.append(f"{item.text}{SEP}{shape_id}")
+
+    def sort(self) -> Worklist:
+        """Oldest first, in place."""
+        self._texts.sort()  # type: ignore[type-var]
+        return self
+
+    def popleft(self) -> Item:
+        text = self._texts[self._next]
+        if text is None:
+            raise IndexError("the worklist is empty")
+        self._texts[self._next] = None  # let it go
+        self._next += 1
+        body, _, shape_id = text.rpartition(SEP)
+        return Item(body, self._shapes[int(shape_id)])
+
+    def take(self, n: int) -> list[Item]:
+        return [self.popleft() for _ in range(min(n, len(self)))]
+
+    def drain(self) -> list[Item]:
+        return self.take(len(self))
 
 
 @dataclass
@@ -166,7 +201,7 @@ class Listing:
     ``listed`` counts the entries this listing decided on (selected, skipped, or, for named
     ids, vanished); ``already_sent`` those it dropped because the ledger has them."""
 
-    items: list[Item]
+    items: Worklist
     listed: int = 0
     already_sent: int = 0
     requests: int = 0
@@ -202,7 +237,6 @@ class PlanBuilder:
         self.page_size = page_size
         self.max_entries = max_entries
         self.keep_excerpt = keep_excerpt
-        self._shapes: Shapes = {}
         self.pace = pace
         self.should_stop = should_stop
 
@@ -210,8 +244,7 @@ class PlanBuilder:
 
     def by_ids(self, dlq_ids: Iterable[str]) -> Listing:
         """Each named entry is read (selection needs its error); a missing one vanished."""
-        listing = Listing(items=[])
-        chosen: list[Item] = []
+        listing = Listing(items=Worklist())
         for dlq_id in dict.fromkeys(dlq_ids):
             if dlq_id in self.exclude:
                 listing.already_sent += 1
@@ -224,16 +257,15 @@ class PlanBuilder:
             except NotFoundError:
                 self.on_vanished(dlq_id)
                 continue
-            self._take(message, chosen)
-        listing.items = oldest_first(chosen)
+            self._take(message, listing.items)
+        listing.items.sort()
         return listing
 
     # -- filters ----------------------------------------------------------------------------
 
     def by_filters(self, filters: DLQFilters) -> Listing:
-        listing = Listing(items=[])
+        listing = Listing(items=Worklist())
         seen = IdSet()
-        chosen: list[Item] = []
         walk = _Cursors(filters)
         while True:
             if self.should_stop():
@@ -265,16 +297,16 @@ class PlanBuilder:
                     listing.already_sent += 1
                     continue
                 listing.listed += 1
-                self._take(message, chosen)
+                self._take(message, listing.items)
             if not walk.next(page.cursor or None, fresh):
                 break
-        listing.items = oldest_first(chosen)
+        listing.items.sort()
         return listing
 
-    def _take(self, message: DLQMessage, chosen: list[Item]) -> None:
+    def _take(self, message: DLQMessage, chosen: Worklist) -> None:
         reason = self.judge(message)
         if reason is None:
-            chosen.append(Item.of(message, self.keep_excerpt, self._shapes))
+            chosen.append(Item.of(message, self.keep_excerpt))
         else:
             self.on_skip(message, reason)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -43,6 +42,7 @@ from airflow_provider_wfdlq.recovery.plan import (
     Listing,
     ListingStopped,
     PlanBuilder,
+    Worklist,
 )
 from airflow_provider_wfdlq.recovery.recorder import Recorder
 from airflow_provider_wfdlq.recovery.report import NullSink, RedriveReport, ReportSink
@@ -213,10 +213,9 @@ class Redrive:
             self.report.selected = self.report.found - skipped
             self.recorder.metric("matched", listing.listed)
             if self.plan.dry_run:
-                self.recorder.preview(listing.items, self.plan.max_resumes)
+                self.recorder.preview(listing.items.drain(), self.plan.max_resumes)
             else:
-                queue, listing.items = deque(listing.items), []  # acted items are let go
-                self._act_all(queue)
+                self._act_all(listing.items)
         finally:
             self.recorder.sink.flush()
         self.report.found += self.recorder.found_extra
@@ -249,7 +248,7 @@ class Redrive:
         to_date = bound if bounded is None else min(bounded, bound)
         return builder.by_filters(replace(self.plan.filters, to_date=to_date))
 
-    def _act_all(self, queue: deque[Item]) -> None:
+    def _act_all(self, queue: Worklist) -> None:
         stop = Stop.DONE
         try:
             while queue:
@@ -257,7 +256,7 @@ class Redrive:
                 if stop is not Stop.DONE:
                     break
                 size = min(self.actor.batch_limit, len(queue), *self._rooms())
-                runs = self._act_batch([queue.popleft() for _ in range(size)])
+                runs = self._act_batch(queue.take(size))
                 self.tries.save()
                 self.gate.after_batch(runs, last=not queue)
                 self.report.safety.update(self.gate.seen)
@@ -272,7 +271,7 @@ class Redrive:
             self.recorder.metric("failed_again", self.gate.failed_again)
             self.gate.failed_again = 0
         self.report.stopped = stop.value
-        for item in queue:
+        for item in queue.drain():
             self.recorder.left(item, count_key(Outcome.LEFT, self.action, stop.value))
         self.tries.save()
         log.info("Stopped (%s) after %d sent.", stop.value, len(self.ledger))
