@@ -63,6 +63,18 @@ class Checkpoint:
 
     def clear(self) -> None:
         self._store.delete(self._key)
+        for part in self.PARTS:
+            self._store.delete(f"{self._key}.{part}")
+
+    #: Parts of the checkpoint kept under keys of their own (written less often).
+    PARTS = ("runs",)
+
+    def load_part(self, part: str) -> dict[str, Any] | None:
+        value = self._store.get(f"{self._key}.{part}")
+        return dict(value) if isinstance(value, dict) else None
+
+    def save_part(self, part: str, value: dict[str, Any]) -> None:
+        self._store.set(f"{self._key}.{part}", value)
 
 
 class Ledger:

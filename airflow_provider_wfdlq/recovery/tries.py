@@ -20,6 +20,9 @@ from airflow_provider_wfdlq.recovery.recorder import Recorder
 
 log = logging.getLogger("airflow_provider_wfdlq.recovery")
 
+#: The checkpoint's part that holds the runs named in the result.
+RUNS = "runs"
+
 
 def _entries(n: int) -> str:
     return f"{n} entr{'y' if n == 1 else 'ies'}"
@@ -48,6 +51,7 @@ class TryState:
         self.by_ids = by_ids
         self.bound = 0
         self._settled = ledger.chunks
+        self._runs_saved = (-1, False)
 
     def restore(self, now_ms: int) -> None:
         """Take up an earlier try's walk, if there was one; else start one at ``now_ms``."""
@@ -57,7 +61,9 @@ class TryState:
             return
         self.bound = int(state["bound"])
         self._settled = int(state.get("settled", 0))
-        self.recorder.report.restore(state.get("report", {}))
+        report = dict(state.get("report", {}))
+        report.update(self.checkpoint.load_part(RUNS) or {})
+        self.recorder.report.restore(report)
         self.actor.probe = LeaveProbe(**state.get("probe", {}))
         self.actor.batch_limit = int(state.get("batch_limit", self.actor.batch_limit))
         self.gate.restore(state.get("canary") or {})
@@ -80,6 +86,13 @@ class TryState:
 
     def save(self) -> None:
         self._settled = self.ledger.chunks
+        report = self.recorder.state(by_ids=self.by_ids)
+        # The runs named in the result (up to 1,000) go in their own key, written only
+        # while they change: the checkpoint written after every batch stays small.
+        runs = {"runs": report.pop("runs"), "runs_truncated": report.pop("runs_truncated")}
+        if (len(runs["runs"]), runs["runs_truncated"]) != self._runs_saved:
+            self.checkpoint.save_part(RUNS, runs)
+            self._runs_saved = (len(runs["runs"]), runs["runs_truncated"])
         self.checkpoint.save(
             {
                 "bound": self.bound,
@@ -87,7 +100,7 @@ class TryState:
                 "probe": self.actor.probe.to_state(),
                 "batch_limit": self.actor.batch_limit,
                 "canary": self.gate.to_state(),
-                "report": self.recorder.state(by_ids=self.by_ids),
+                "report": report,
             }
         )
 

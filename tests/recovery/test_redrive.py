@@ -191,6 +191,8 @@ def test_a_crash_mid_call_is_settled_by_the_next_try(
     # This server was seen removing resumed entries: the DLQ says the 10 were acted on.
     assert report.counts["resumed_answer_lost"] == 10
     assert report.found == len(before)
+    # The first try's runs are in the result too (kept in the checkpoint's runs part).
+    assert len(report.runs) == len(before) - 10
     assert "wfdlq_redrive" not in store.data  # a finished walk leaves no checkpoint behind
     assert "wfdlq_ledger" in store.data  # but its ledger: a cleared task sends nothing twice
 
