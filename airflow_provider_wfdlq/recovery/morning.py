@@ -174,10 +174,17 @@ def build_morning_report(
         }
         stopped = resume_.get("stopped")
         if stopped and stopped != "done":
-            where = resume_.get("cursor")
+            left = sum(v for k, v in counts.items() if k.startswith("left_"))
             notes.append(
                 f"the resume stopped early ({stopped})"
-                + (f"; cursor to go on from: {where}" if where else "")
+                + (f"; {left} entries left in the DLQ for the next run" if left else "")
+            )
+        unknown = counts.get("answer_lost_unknown", 0)
+        if unknown:
+            problems.append(
+                f"{unknown} entries may or may not have been resumed (an answer was lost on a "
+                "server that keeps resumed entries); they are never sent again: check them "
+                "in the report and the Upstash console"
             )
     report = MorningReport(
         found=_found(preview_, resume_),

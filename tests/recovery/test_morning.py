@@ -57,10 +57,17 @@ def test_results_from_a_template_render_and_missing_ones_say_not_known() -> None
     assert report.problems == (
         "the follow-up did not report: outcomes of the resumed runs unknown",
     )
-    nothing = build_morning_report(resume={"counts": {}, "stopped": "max_resumes", "cursor": "c1"})
+    capped = {"counts": {"left_max_resumes": 7}, "stopped": "max_resumes"}
+    nothing = build_morning_report(resume=capped)
     assert (nothing.resumed, nothing.recovered, nothing.problems) == (0, 0, ())
-    assert any("cursor to go on from: c1" in note for note in nothing.notes)
+    assert any("7 entries left in the DLQ for the next run" in note for note in nothing.notes)
     assert build_morning_report().problems == ("the resume did not report (failed or did not run)",)
+
+
+def test_entries_whose_outcome_is_unknown_are_a_problem() -> None:
+    unknown = {"counts": {"resumed": 3, "answer_lost_unknown": 2}, "stopped": "done"}
+    report = build_morning_report(resume=unknown, follow=FOLLOW)
+    assert any("2 entries may or may not have been resumed" in p for p in report.problems)
 
 
 def test_a_failed_follow_up_is_a_problem_and_a_report_timeout_a_note() -> None:
