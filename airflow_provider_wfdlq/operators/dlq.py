@@ -15,7 +15,7 @@ import pendulum
 from airflow.sdk import BaseOperator
 
 from airflow_provider_wfdlq._compat import AirflowException, AirflowFailException, Stats
-from airflow_provider_wfdlq.client import DLQFilters, Overrides, ValidationError
+from airflow_provider_wfdlq.client import AuthError, DLQFilters, Overrides, ValidationError
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_bool, check_count
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
@@ -288,6 +288,7 @@ class ResumeDLQOperator(BaseOperator):
                 safety=safety,
             )
             plan.check()
+            _refuse_a_zero_length_window(plan.filters)
         except ValidationError as exc:
             # Bad input does not get better by retrying.
             raise AirflowFailException(str(exc)) from exc
@@ -349,6 +350,9 @@ class ResumeDLQOperator(BaseOperator):
                 except ListingError as exc:
                     # A listing that cannot end will not end on a retry either.
                     raise AirflowFailException(f"Nothing was acted on: {exc}") from exc
+                except AuthError as exc:
+                    # A wrong token or region does not get better by retrying.
+                    raise AirflowFailException(str(exc)) from exc
                 if self._stop.is_set() and plan.safety.pause_on_kill:
                     key = plan.overrides.flow_control_key
                     if key:
@@ -358,7 +362,8 @@ class ResumeDLQOperator(BaseOperator):
             self._executing = False
             hook.close()
         report.report_path = str(self.report_path) if self.report_path else None
-        self.log.info("%s", report.summary())
+        if report.report_path:
+            self.log.info("The JSON-lines report is at %s", report.report_path)
         result = report.to_state()
         if report.counts.get("answer_lost_unknown"):
             self.log.error(
@@ -448,6 +453,20 @@ def _mapping(field: str, value: Any) -> Mapping[str, Any]:
         "a mapping of names to values (with a single-template string, set "
         "render_template_as_native_obj=True on the DAG)",
     )
+
+
+def _refuse_a_zero_length_window(filters: DLQFilters) -> None:
+    """``from_date == to_date`` selects (almost) nothing, silently: in Airflow 3 a run of
+    ``"@daily"`` or ``schedule=None`` has a zero-length data interval."""
+    if filters.from_date is not None and filters.from_date == filters.to_date:
+        raise ValidationError(
+            "filters",
+            {"from_date": filters.from_date, "to_date": filters.to_date},
+            "a window whose from_date is before its to_date (a schedule with real data "
+            "intervals, e.g. CronDataIntervalTimetable('0 0 * * *', timezone='UTC'), or dates "
+            "given in the run's conf)",
+            "is a zero-length window: from_date equals to_date",
+        )
 
 
 def _action(value: Any) -> Action:

@@ -165,7 +165,11 @@ def format_table(
     )
     rows = [header]
     for m in items:
-        body = (m.excerpt or "").replace("\n", " ")
+        # A response body can be binary: no NUL or ESC reaches the log (grep would call it
+        # binary, a terminal would obey it).
+        body = "".join(
+            c if c.isprintable() else " " if c in "\n\r\t" else "?" for c in m.excerpt or ""
+        )
         rows.append(
             (
                 m.dlq_id,

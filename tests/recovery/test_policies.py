@@ -472,3 +472,14 @@ def test_a_stop_during_the_canary_wait_is_no_verdict(world: Any, client: Workflo
     assert report.safety["canary"]["interrupted"] is True
     assert "paused" not in report.safety
     assert client.flow_control_state("k2").is_paused is False
+
+
+def test_the_dry_run_table_never_prints_control_characters() -> None:
+    from airflow_provider_wfdlq.recovery.plan import Item
+    from airflow_provider_wfdlq.recovery.report import format_table
+
+    shape = ("https://a.example.com", 500, None, (), "bin\x00ary\x1b[31m\nbody")
+    table = format_table([Item.build("1-0", 1_780_000_000_000, "wfr_x", shape)], str)
+    assert "\x00" not in table
+    assert "\x1b" not in table
+    assert "bin?ary?[31m body" in table

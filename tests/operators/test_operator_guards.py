@@ -1,0 +1,45 @@
+"""Guards a newcomer meets in the first hour: a wrong token fails without retries and says
+what to check; a zero-length window is refused instead of "nothing matched"."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider_wfdlq._compat import AirflowFailException
+from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+from airflow_provider_wfdlq.recovery import MemoryStore
+
+DAY = "2026-11-29T00:00:00Z"
+
+
+def test_a_zero_length_window_is_refused_before_any_request(
+    wfdlq_devserver: Any, wfdlq_connection: str
+) -> None:
+    operator = ResumeDLQOperator(task_id="zero", filters={"from_date": DAY, "to_date": DAY})
+    with pytest.raises(AirflowFailException, match="zero-length window") as caught:
+        operator.build_plan()
+    assert "CronDataIntervalTimetable" in str(caught.value)
+    assert wfdlq_devserver.control.requests() == []
+
+
+def test_a_wrong_token_fails_without_retry_naming_the_connection_and_host(
+    wfdlq_devserver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "not-the-right-token-0123"
+    conn = {"conn_type": "qstash", "host": wfdlq_devserver.url, "password": wrong}
+    monkeypatch.setenv("AIRFLOW_CONN_QSTASH_WRONG", json.dumps(conn))
+    operator = ResumeDLQOperator(
+        task_id="wrong", filters={"from_date": DAY}, qstash_conn_id="qstash_wrong"
+    )
+    context: Any = {"task_state_store": MemoryStore()}
+    with pytest.raises(AirflowFailException) as caught:  # fails; Airflow does not retry it
+        operator.execute(context)
+    message = str(caught.value)
+    assert "401" in message
+    assert "qstash_wrong" in message
+    assert wfdlq_devserver.url.split("://", 1)[1] in message
+    assert wrong not in message
+    assert wfdlq_devserver.control.actions() == []
