@@ -25,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local emulator of the Upstash Workflow dead-letter-queue API, "
         "with a simulated clock and fault injection (control API under /__dev/).",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port (0: a free one)")
     parser.add_argument("--token", default=DEV_TOKEN, help="bearer token (default: dev token)")
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument("--seed", type=int, default=42, help="deterministic data seed")
@@ -34,10 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--entries", type=int, default=150, help="seeded DLQ entries")
     parser.add_argument("--anchor-ms", type=int, help="'now' of the seeded data (unix ms)")
     parser.add_argument("--page-cap", type=int, default=50, help="entries per bulk call")
-    parser.add_argument("--success-ratio", type=float, default=0.8)
-    parser.add_argument("--run-seconds", type=float, default=30.0)
-    parser.add_argument("--callback-seconds", type=float, default=20.0)
-    parser.add_argument("--callback-outcome", default="CALLBACK_SUCCESS")
+    parser.add_argument(
+        "--success-ratio",
+        type=float,
+        default=0.8,
+        help="share of resumed runs that succeed (the rest fail back into the DLQ)",
+    )
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        default=30.0,
+        help="simulated seconds a resumed run takes (advance the clock with POST "
+        "/__dev/time/advance)",
+    )
+    parser.add_argument(
+        "--callback-seconds",
+        type=float,
+        default=20.0,
+        help="simulated seconds a failure callback in progress takes to settle",
+    )
+    parser.add_argument(
+        "--callback-outcome",
+        default="CALLBACK_SUCCESS",
+        help="what settling callbacks end as (CALLBACK_SUCCESS, CALLBACK_FAIL, ...)",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument(
         "--fault",
@@ -101,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="another Host header name the control API accepts (besides loopback and --host)",
     )
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", help="uvicorn's log level")
     return parser
 
 
@@ -150,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"wfdlq-devserver on {url}  seed={state.world.seed}  entries={state.world.entry_count}\n"
         f"  token:   {state.token}\n"
-        f"  control: {url}/__dev/  (reset, entries, time, config, faults, requests, actions)",
+        f"  control: {url}/__dev/health, /__dev/config, /__dev/entries, /__dev/actions, ...",
         flush=True,
     )
     hide_dropped_connection_errors()
