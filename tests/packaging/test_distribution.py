@@ -5,20 +5,18 @@ tree and then the wheel *from the unpacked sdist*, so a wheel at all proves the 
 what a rebuild needs. The wheel then goes into a new venv, resolved on its own metadata
 (a full Airflow: about 2 s from uv's cache, which the ``make`` install fills), and is used
 there the way a user would: import, provider discovery, the CLI, the pytest plugin.
-About 10-15 s in all; runs on the newest Airflow only (``make test-lowest`` deselects it).
+About 10-15 s in all (the fixtures are in conftest.py, shared with test_first_hour.py); runs
+on the newest Airflow only (``make test-lowest`` deselects it).
 """
 
 from __future__ import annotations
 
 import configparser
-import os
-import subprocess
 import sys
 import tarfile
 import textwrap
 import tomllib
 import zipfile
-from dataclasses import dataclass
 from email.message import Message
 from email.parser import Parser
 from pathlib import Path
@@ -28,10 +26,10 @@ import pytest
 from packaging.requirements import Requirement
 
 import airflow_provider_wfdlq
+from tests.packaging.helpers import ROOT, Dists, clean_env, run
 
 pytestmark = pytest.mark.packaging
 
-ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT: dict[str, Any] = PYPROJECT["project"]
 NAME = PROJECT["name"]
@@ -39,43 +37,6 @@ VERSION = airflow_provider_wfdlq.__version__
 PACKAGE = "airflow_provider_wfdlq"
 DIST_INFO = f"{PACKAGE}-{VERSION}.dist-info"
 SDIST_TOP = f"{PACKAGE}-{VERSION}"
-
-
-@dataclass(frozen=True)
-class Dists:
-    wheel: Path
-    sdist: Path
-
-
-def run(*cmd: str | Path, timeout: float = 300, **kwargs: Any) -> str:
-    done = subprocess.run(
-        [str(c) for c in cmd],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-        **kwargs,
-    )
-    out: str = done.stdout
-    assert done.returncode == 0, f"{cmd}\n{out[-3000:]}\n{done.stderr[-3000:]}"
-    return out
-
-
-def uv() -> str:
-    from uv import find_uv_bin  # the Makefile installs uv into .venv
-
-    path: str = find_uv_bin()
-    return path
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
-    out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--installer", "uv", "--outdir", out, ROOT)
-    (wheel,) = out.glob("*.whl")
-    (sdist,) = out.glob("*.tar.gz")
-    return Dists(wheel=wheel, sdist=sdist)
 
 
 def wheel_names(dists: Dists) -> list[str]:
@@ -129,8 +90,9 @@ def test_wheel_entry_points(dists: Dists) -> None:
 
 
 def test_wheel_carries_the_package_and_nothing_else(dists: Dists) -> None:
-    """The whole package with py.typed; no tests, no example DAGs (Airflow would not find a
-    DAG in site-packages anyway: they stay in the repository and the sdist)."""
+    """The whole package with py.typed, plus the nightly example DAG under
+    ``airflow_provider_wfdlq/example_dags/`` (where the README tells a pip user to copy it
+    from: Airflow never parses site-packages); no tests."""
     names = wheel_names(dists)
     assert {name.split("/")[0] for name in names} == {PACKAGE, DIST_INFO}
     assert f"{PACKAGE}/py.typed" in names
@@ -139,7 +101,10 @@ def test_wheel_carries_the_package_and_nothing_else(dists: Dists) -> None:
         for path in (ROOT / PACKAGE).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
-    assert {name for name in names if name.startswith(f"{PACKAGE}/")} == source
+    shipped = f"{PACKAGE}/example_dags/nightly_dlq_recovery.py"
+    assert {name for name in names if name.startswith(f"{PACKAGE}/")} == source | {shipped}
+    example = (ROOT / "example_dags" / "nightly_dlq_recovery.py").read_text()
+    assert wheel_text(dists, shipped) == example
     assert not any("/tests/" in name or name.startswith("example_dags/") for name in names)
 
 
@@ -156,38 +121,6 @@ def test_sdist_holds_what_a_rebuild_and_the_tests_need(dists: Dists) -> None:
         "tests/conftest.py",
         "example_dags/nightly_dlq_recovery.py",
     } <= names
-
-
-@pytest.fixture(scope="module")
-def clean_venv(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv with the wheel and its dependencies (resolved afresh) plus pytest."""
-    venv = tmp_path_factory.mktemp("clean") / "venv"
-    run(uv(), "venv", "-q", "--python", sys.executable, venv)
-    python = venv / "bin" / "python"
-    run(
-        uv(),
-        "pip",
-        "install",
-        "-q",
-        "--python",
-        python,
-        dists.wheel,
-        f"pytest=={pytest.__version__}",
-    )
-    return venv
-
-
-def clean_env(venv: Path, home: Path) -> dict[str, str]:
-    """The user's environment, without this repository or this test session's Airflow setup."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "PYTHON", "PYTEST", "VIRTUAL_ENV"))
-    }
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["AIRFLOW_HOME"] = str(home)
-    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    return env
 
 
 def test_installed_wheel_is_found_by_python_and_airflow(clean_venv: Path, tmp_path: Path) -> None:
