@@ -250,6 +250,7 @@ class ResumeDLQOperator(BaseOperator):
         self.qstash_conn_id = qstash_conn_id
         # Where each argument holds a template, as given: checked once rendered (I6).
         self._templated = {name: templated_paths(getattr(self, name)) for name in ON_MISSING}
+        self._raw_report_path = report_path
         self._stop = threading.Event()
         self._redrive: Redrive | None = None
         self._executing = False
@@ -297,9 +298,35 @@ class ResumeDLQOperator(BaseOperator):
     def _default_key(self, context: Context | None) -> str:
         """One key per DAG run (two runs on one date do not share it), no template needed
         (asset-triggered runs have no ``ds``); other characters than ``A-Za-z0-9_.:-`` become
-        ``-`` so the key reads the same in a URL path and in the Upstash console."""
+        ``-`` so the key reads the same in a URL path and in the Upstash console. A mapped
+        task (``.expand()``) gets ``-<map_index>``: one key per partition, so one partition's
+        tripped breaker pauses only its own runs."""
         key = DEFAULT_FLOW_CONTROL_KEY.format(dag_id=self.dag_id, run_id=_run_id(context))
+        map_index = map_index_of(context)
+        if map_index is not None:
+            key = f"{key}-{map_index}"
         return re.sub(r"[^A-Za-z0-9_.:-]", "-", key)
+
+    def _report_path(self, context: Context | None) -> Any:
+        """The rendered ``report_path``; in a mapped task whose path does not mention
+        ``map_index`` (as given, before rendering), ``.<map_index>`` goes before the suffix,
+        so partitions never write over each other's report (or, before Airflow 3.3, share
+        the ledger kept next to it)."""
+        path = self.report_path
+        map_index = map_index_of(context)
+        if not path or map_index is None:
+            return path
+        raw = getattr(self, "_raw_report_path", None)
+        if "map_index" in str(raw if raw is not None else ""):
+            return path
+        mapped = report_path_for_map_index(str(path), map_index)
+        self.log.info(
+            "Mapped task %d: its report goes to %s (template {{ ti.map_index }} into "
+            "report_path to choose the name yourself)",
+            map_index,
+            mapped,
+        )
+        return mapped
 
     def _audit_label(self, value: Any, context: Context | None) -> str | None:
         if value is None or value is False or value == "False":
@@ -325,14 +352,15 @@ class ResumeDLQOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         plan = self.build_plan(context)
-        store = state_store_for(context, self.report_path)
+        report_path = self._report_path(context)
+        store = state_store_for(context, report_path)
         # A retry appends to the report (also without a durable store, on Airflow < 3.3).
         ti = context.get("ti")
         continuing = store.get(CHECKPOINT_KEY) is not None or getattr(ti, "try_number", 1) > 1
         hook = self.hook
         self._executing = True
         try:
-            with self._report_sink(continuing) as sink:
+            with self._report_sink(continuing, report_path) as sink:
                 redrive = Redrive(
                     hook.client,
                     plan,
@@ -361,7 +389,7 @@ class ResumeDLQOperator(BaseOperator):
         finally:
             self._executing = False
             hook.close()
-        report.report_path = str(self.report_path) if self.report_path else None
+        report.report_path = str(report_path) if report_path else None
         if report.report_path:
             self.log.info("The JSON-lines report is at %s", report.report_path)
         result = report.to_state()
@@ -419,13 +447,13 @@ class ResumeDLQOperator(BaseOperator):
         return count
 
     @contextlib.contextmanager
-    def _report_sink(self, continuing: bool) -> Iterator[ReportSink]:
-        if not self.report_path:
+    def _report_sink(self, continuing: bool, report_path: Any = None) -> Iterator[ReportSink]:
+        if not report_path:
             yield NullSink()
             return
         from airflow.sdk import ObjectStoragePath
 
-        path = ObjectStoragePath(str(self.report_path))
+        path = ObjectStoragePath(str(report_path))
         stream = self._open_report(path, "a" if continuing else "w")
         try:
             yield JsonLinesSink(stream)
@@ -474,6 +502,22 @@ def _action(value: Any) -> Action:
         return Action(value)
     except ValueError:
         raise ValidationError("action", value, "'resume' or 'restart'") from None
+
+
+def map_index_of(context: Context | None) -> int | None:
+    """The task's ``map_index`` when it is one of a mapped task's (``.expand()``), else None."""
+    ti = context.get("ti") if context else None
+    index = getattr(ti, "map_index", None)
+    return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else None
+
+
+def report_path_for_map_index(path: str, map_index: int) -> str:
+    """``.../night.jsonl`` -> ``.../night.<map_index>.jsonl`` (no suffix: ``.../night.<i>``)."""
+    head, sep, name = path.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        return f"{path}.{map_index}"
+    return f"{head}{sep}{stem}.{map_index}.{suffix}"
 
 
 def _run_id(context: Context | None) -> str:

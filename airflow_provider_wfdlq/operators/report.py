@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from airflow_provider_wfdlq.recovery.morning import (
     MorningReport,
     build_morning_report,
     coerce_result,
+    coerce_results,
+    is_many,
     summary_path_for,
 )
 from airflow_provider_wfdlq.recovery.rendered import is_missing
@@ -32,13 +35,16 @@ class DLQRecoveryReportOperator(BaseOperator):
     failed: a result that is missing (the task failed before reporting) shows as "not known".
 
     :param preview: The dry-run ``ResumeDLQOperator`` result (templated; optional).
-    :param resume: The ``ResumeDLQOperator`` result (templated).
+    :param resume: The ``ResumeDLQOperator`` result (templated). Each of ``preview``,
+        ``resume`` and ``follow`` may be a mapped task's results (``.expand()``: its
+        ``.output`` or ``xcom_pull``): the summary is the total, with one line per partition.
     :param follow: The ``WorkflowRunSensor`` outcome (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='follow', key='outcome') }}"``: that key is pushed also
         when the sensor fails.
     :param report_path: The JSON-lines report the summary goes next to, as
-        ``<stem>.summary.json`` (templated; default: the resume result's ``report_path``;
-        no file when neither is set). Any ``ObjectStoragePath`` URL.
+        ``<stem>.summary.json`` (templated; default: the resume result's ``report_path``,
+        for a mapped resume the first partition's without its ``.<map_index>``; no file
+        when neither is set). Any ``ObjectStoragePath`` URL.
     :param title: The summary's first line (templated).
     :param fail_on_problems: After writing the report, fail when the resume or the follow-up
         failed or did not report (default True), so the DAG run shows that the night's
@@ -97,6 +103,12 @@ class DLQRecoveryReportOperator(BaseOperator):
     def _target(self) -> str | None:
         if not is_missing(self.report_path):
             return str(self.report_path)
+        parts = coerce_results(self.resume, "resume") if is_many(self.resume) else None
+        if parts is not None:
+            # A mapped resume: one summary for every partition, next to the first
+            # partition's report without its ``.<map_index>`` (``night.0.jsonl``: ``night``).
+            paths = [str(p["report_path"]) for p in parts if p and p.get("report_path")]
+            return re.sub(r"\.\d+(?=(\.[^./]*)?$)", "", paths[0], count=1) if paths else None
         resume = coerce_result(self.resume, "resume")
         path = resume.get("report_path") if resume is not None else None
         return str(path) if path else None

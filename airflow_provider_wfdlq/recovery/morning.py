@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -18,7 +19,16 @@ from typing import Any, Final
 from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.recovery.rendered import is_missing
 
-__all__ = ["MorningReport", "build_morning_report", "coerce_result", "summary_path_for"]
+__all__ = [
+    "MorningReport",
+    "build_morning_report",
+    "coerce_result",
+    "coerce_results",
+    "is_many",
+    "merge_follow",
+    "merge_results",
+    "summary_path_for",
+]
 
 SKIPPED: Final = "skipped_"
 ACTED: Final = ("resumed", "restarted")
@@ -26,22 +36,121 @@ MAX_FAILED_SHOWN: Final = 20
 """How many runs that failed again the text names (the JSON names every one it got)."""
 
 _ACCEPTED = "an XCom result (a mapping, or its text as a template renders it), or None"
+_ACCEPTED_MANY = (
+    "an XCom result (a mapping), the list a mapped task's results pull as, their text as a "
+    "template renders it, or None"
+)
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, str):
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                return parse(value.strip())
+            except (ValueError, SyntaxError):
+                continue
+    return value
 
 
 def coerce_result(value: Any, field_: str) -> Mapping[str, Any] | None:
     """An upstream XCom result; None when missing (the task failed or did not run)."""
     if is_missing(value):
         return None
-    if isinstance(value, str):
-        for parse in (json.loads, ast.literal_eval):
-            try:
-                value = parse(value.strip())
-                break
-            except (ValueError, SyntaxError):
-                continue
+    value = _parsed(value)
     if not isinstance(value, Mapping):
         raise ValidationError(field_, value, _ACCEPTED, "is not a mapping")
     return value
+
+
+def coerce_results(value: Any, field_: str) -> list[Mapping[str, Any] | None] | None:
+    """The results of a mapped task (``.expand()``), one per partition in map-index order:
+    what ``xcom_pull`` or ``task.output`` of a mapped task gives (a list, or a lazy
+    sequence), or its text. None when missing; a partition that did not report is None."""
+    if is_missing(value):
+        return None
+    value = _parsed(value)
+    if isinstance(value, Mapping | str | bytes):
+        raise ValidationError(field_, value, _ACCEPTED_MANY, "is not a list of results")
+    try:
+        items = list(value)
+    except TypeError:
+        raise ValidationError(field_, value, _ACCEPTED_MANY, "is not a list") from None
+    out: list[Mapping[str, Any] | None] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(coerce_result(item, field_))
+        except ValidationError:
+            problem = f"holds {item!r} at [{i}], not a result"
+            raise ValidationError(field_, value, _ACCEPTED_MANY, problem) from None
+    return out
+
+
+def is_many(value: Any) -> bool:
+    """A mapped task's results rather than one result."""
+    if is_missing(value):
+        return False
+    value = _parsed(value)
+    return not isinstance(value, Mapping | str | bytes) and hasattr(value, "__iter__")
+
+
+def merge_results(parts: list[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
+    """``ResumeDLQOperator`` results of several partitions as one: counts, ``found`` and
+    ``selected`` summed, runs in partition order, the first early stop. Partitions that did
+    not report are left out (the caller says so); None when none reported."""
+    known = [part for part in parts or () if part is not None]
+    if not known:
+        return None
+    if len(known) == 1:
+        return known[0]
+    counts: Counter[str] = Counter()
+    for part in known:
+        counts.update({str(k): _int(v) for k, v in (part.get("counts") or {}).items()})
+    stops = [part.get("stopped") for part in known if part.get("stopped") not in (None, "done")]
+    return {
+        "dry_run": all(bool(part.get("dry_run")) for part in known),
+        "counts": dict(sorted(counts.items())),
+        "stopped": stops[0] if stops else "done",
+        "runs": [run for part in known for run in part.get("runs") or ()],
+        "runs_truncated": any(bool(part.get("runs_truncated")) for part in known),
+        "groups": [group for part in known for group in part.get("groups") or ()],
+        "found": sum(_int(part.get("found")) for part in known),
+        "selected": sum(_int(part.get("selected")) for part in known),
+        "report_path": None,
+    }
+
+
+def merge_follow(parts: list[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
+    """``WorkflowRunSensor`` outcomes of several partitions as one (counts summed, the
+    success ratio over every followed run, the worst status)."""
+    known = [part for part in parts or () if part is not None]
+    if not known:
+        return None
+    if len(known) == 1:
+        return known[0]
+    counts: Counter[str] = Counter()
+    for part in known:
+        counts.update({str(k): _int(v) for k, v in (part.get("counts") or {}).items()})
+    followed = sum(_int(part.get("followed")) for part in known)
+    statuses = [part.get("status") for part in known]
+    status = next((s for s in ("failed", "timeout") if s in statuses), "success")
+    messages = [str(p.get("message")) for p in known if p.get("status") == status and status]
+    summed = {
+        name: sum(_int(part.get(name)) for part in known)
+        for name in ("unknown", "still_running", "recovered", "failed_again")
+    }
+    return {
+        **summed,
+        "counts": dict(sorted(counts.items())),
+        "followed": followed,
+        "success_ratio": counts["RUN_SUCCESS"] / followed if followed else None,
+        "failed": [item for part in known for item in part.get("failed") or ()],
+        "timed_out": any(bool(part.get("timed_out")) for part in known),
+        "not_followed_beyond_result": any(
+            bool(part.get("not_followed_beyond_result")) for part in known
+        ),
+        "status": status,
+        "message": "; ".join(messages) if status != "success" else "every partition passed",
+    }
 
 
 def _int(value: Any) -> int:
@@ -72,6 +181,9 @@ class MorningReport:
     notes: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     title: str = "Morning report"
+    #: One report per partition of a mapped recovery (``.expand()``), in map-index order;
+    #: None for a partition that did not report. Empty for an unmapped one.
+    partitions: tuple[MorningReport | None, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +202,10 @@ class MorningReport:
             "failed": [dict(item) for item in self.failed],
             "notes": list(self.notes),
             "problems": list(self.problems),
+            "partitions": [
+                None if part is None else {k: v for k, v in part.to_json().items() if k != "lines"}
+                for part in self.partitions
+            ],
             "lines": self.lines(),
         }
 
@@ -125,9 +241,33 @@ class MorningReport:
                 out.append(f"    {new} <- {origin}  {item.get('workflow_url') or ''}".rstrip())
             if len(self.failed) > MAX_FAILED_SHOWN:
                 out.append(f"    ... and {len(self.failed) - MAX_FAILED_SHOWN} more (in the JSON)")
+        if self.partitions:
+            out.append(f"  per partition ({len(self.partitions)}):")
+            out.extend(
+                f"    #{i}  " + ("did not report" if part is None else part.one_line())
+                for i, part in enumerate(self.partitions)
+            )
         out.extend(f"  note: {note}" for note in self.notes)
         out.extend(f"  PROBLEM: {problem}" for problem in self.problems)
         return out
+
+    def one_line(self) -> str:
+        """A partition's figures on one line."""
+
+        def n(value: int | None) -> str:
+            return "?" if value is None else str(value)
+
+        parts = [f"found {n(self.found)}", f"resumed {n(self.resumed)}"]
+        if self.recovered is not None or self.failed_again is not None:
+            parts += [
+                f"recovered {n(self.recovered)}",
+                f"failed again {n(self.failed_again)}",
+                f"still running {n(self.still_running)}",
+            ]
+        parts.append(f"skipped {sum(self.skipped.values())}")
+        parts.extend(self.notes)
+        parts.extend(f"PROBLEM: {problem}" for problem in self.problems)
+        return ", ".join(parts)
 
     def text(self) -> str:
         return "\n".join(self.lines())
@@ -154,10 +294,74 @@ def build_morning_report(
     follow: Any = None,
     title: str = "Morning report",
 ) -> MorningReport:
-    """The summary from whatever results exist; a missing one makes its figures 'not known'."""
-    preview_ = coerce_result(preview, "preview")
-    resume_ = coerce_result(resume, "resume")
-    follow_ = coerce_result(follow, "follow")
+    """The summary from whatever results exist; a missing one makes its figures 'not known'.
+
+    Each argument may also be the results of a mapped task (``.expand()``): the report is
+    then the total, with one line per partition (of the mapped ``resume``, else the mapped
+    ``preview``). A ``follow`` mapped alike is split per partition; one ``follow`` over
+    every partition's runs counts in the total only."""
+    if not any(is_many(value) for value in (preview, resume, follow)):
+        return _build(
+            coerce_result(preview, "preview"),
+            coerce_result(resume, "resume"),
+            coerce_result(follow, "follow"),
+            title,
+        )
+    previews, resumes, follows = (
+        coerce_results(value, name) if is_many(value) else _one(value, name)
+        for value, name in ((preview, "preview"), (resume, "resume"), (follow, "follow"))
+    )
+    total = _build(merge_results(previews), merge_results(resumes), merge_follow(follows), title)
+    mapped = resumes if resumes is not None and is_many(resume) else previews
+    count = len(mapped or ())
+    if not count:
+        return total
+
+    def nth(parts: list[Mapping[str, Any] | None] | None, i: int) -> Mapping[str, Any] | None:
+        return parts[i] if parts is not None and len(parts) == count else None
+
+    per_follow = follows is not None and is_many(follow) and len(follows) == count
+    partitions: list[MorningReport | None] = []
+    missing: list[str] = []
+    for i in range(count):
+        if mapped is not None and mapped[i] is None:
+            partitions.append(None)
+            missing.append(f"#{i}")
+            continue
+        part = _build(nth(previews, i), nth(resumes, i), nth(follows, i), f"partition #{i}")
+        if not per_follow:
+            part = _with(
+                part,
+                recovered=None,
+                failed_again=None,
+                still_running=None,
+                problems=tuple(p for p in part.problems if "follow-up" not in p),
+            )
+        partitions.append(part)
+    problems = list(total.problems)
+    if missing:
+        problems.append(f"partition(s) {', '.join(missing)} did not report")
+    notes = [
+        f"partition #{i}: {note}"
+        for i, part in enumerate(partitions)
+        if part is not None
+        for note in part.notes
+    ]
+    notes += [note for note in total.notes if not note.startswith("the resume stopped")]
+    return _with(total, partitions=tuple(partitions), notes=tuple(notes), problems=tuple(problems))
+
+
+def _one(value: Any, field_: str) -> list[Mapping[str, Any] | None] | None:
+    result = coerce_result(value, field_)
+    return None if result is None else [result]
+
+
+def _build(
+    preview_: Mapping[str, Any] | None,
+    resume_: Mapping[str, Any] | None,
+    follow_: Mapping[str, Any] | None,
+    title: str,
+) -> MorningReport:
     notes: list[str] = []
     problems: list[str] = []
     resumed: int | None = None

@@ -22,6 +22,7 @@ from airflow_provider_wfdlq._compat import (
 )
 from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
+from airflow_provider_wfdlq.recovery.morning import coerce_results, is_many
 from airflow_provider_wfdlq.recovery.runs import FollowVerdict, RunFollower, RunWatch, poll_sync
 from airflow_provider_wfdlq.sensors._polling import DEFERRAL_GRACE_SECONDS, PollingSensor
 from airflow_provider_wfdlq.triggers.runs import WorkflowRunTrigger
@@ -49,8 +50,10 @@ class WorkflowRunSensor(PollingSensor[RunWatch, RunFollower, FollowVerdict]):
 
     :param runs: The runs to follow (templated): a ``ResumeDLQOperator`` result (its XCom, or
         ``resume.output``), its ``runs`` list, ``"ID@MS"`` strings or one comma-separated
-        string. Runs whose resume answer was lost (``workflow_run_id`` None) cannot be
-        followed; they are reported as ``unknown``, never a failure.
+        string, or a mapped resume's results (``.expand()``): the outcome then also has
+        ``partitions``, one split of it per partition. Runs whose resume answer was lost
+        (``workflow_run_id`` None) cannot be followed; they are reported as ``unknown``,
+        never a failure.
     :param min_success_ratio: Fail the task when fewer than this share of the followed runs
         recovered (templated; 0..1, default None: any outcome passes). Fails as soon as the
         ratio can no longer be reached, even while runs are still running.
@@ -138,6 +141,11 @@ class WorkflowRunSensor(PollingSensor[RunWatch, RunFollower, FollowVerdict]):
         """Push the outcome whatever happens, then succeed or fail as ``status`` says."""
         result = {**(outcome or {}), "status": status, "message": message}
         if outcome is not None:
+            partitions = self._partitions(outcome)
+            if partitions is not None:
+                result["partitions"] = partitions
+                for i, part in enumerate(partitions):
+                    self.log.info("Partition #%d: %s", i, part)
             context["ti"].xcom_push(key=OUTCOME_KEY, value=result)
             self._count_outcome(outcome)
         if status == "success":
@@ -148,6 +156,38 @@ class WorkflowRunSensor(PollingSensor[RunWatch, RunFollower, FollowVerdict]):
         if status == "timeout":
             raise AirflowSensorTimeout(message)
         raise AirflowException(message or f"Unexpected trigger event status: {status!r}")
+
+    def _partitions(self, outcome: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """Per partition of a mapped resume (``runs`` is its list of results): the outcome
+        split by which partition resumed each run. None for one result, or when the
+        outcome's run lists were capped (the split would be a guess)."""
+        if not is_many(self.runs) or outcome.get("lists_truncated"):
+            return None
+        try:
+            parts = coerce_results(self.runs, "runs") or []
+        except ValidationError:
+            return None
+        failed = {item.get("workflow_run_id") for item in outcome.get("failed") or ()}
+        canceled = set(outcome.get("canceled") or ())
+        running = set(outcome.get("running") or ())
+        out: list[dict[str, Any]] = []
+        for part in parts:
+            runs = [r for r in (part or {}).get("runs") or () if isinstance(r, Mapping)]
+            ids = {r.get("workflow_run_id") for r in runs} - {None}
+            n_failed, n_canceled = len(ids & failed), len(ids & canceled)
+            n_running = len(ids & running)
+            out.append(
+                {
+                    "followed": len(ids),
+                    "recovered": len(ids) - n_failed - n_canceled - n_running,
+                    "failed_again": n_failed,
+                    "canceled": n_canceled,
+                    "still_running": n_running,
+                    "unknown": sum(1 for r in runs if r.get("workflow_run_id") is None),
+                    "not_followed_beyond_result": bool((part or {}).get("runs_truncated")),
+                }
+            )
+        return out
 
     def _count_outcome(self, outcome: Mapping[str, Any]) -> None:
         """``Stats`` counters ``wfdlq.runs.<recovered|failed_again|...>`` of the outcome."""
