@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -93,7 +93,7 @@ def is_many(value: Any) -> bool:
     return not isinstance(value, Mapping | str | bytes) and hasattr(value, "__iter__")
 
 
-def merge_results(parts: list[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
+def merge_results(parts: Sequence[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
     """``ResumeDLQOperator`` results of several partitions as one: counts, ``found`` and
     ``selected`` summed, runs in partition order, the first early stop. Partitions that did
     not report are left out (the caller says so); None when none reported."""
@@ -119,7 +119,7 @@ def merge_results(parts: list[Mapping[str, Any] | None] | None) -> Mapping[str, 
     }
 
 
-def merge_follow(parts: list[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
+def merge_follow(parts: Sequence[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
     """``WorkflowRunSensor`` outcomes of several partitions as one (counts summed, the
     success ratio over every followed run, the worst status)."""
     known = [part for part in parts or () if part is not None]
