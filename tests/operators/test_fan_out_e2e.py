@@ -118,3 +118,38 @@ def test_the_fan_out_example_dags_load() -> None:
     for dag_id in ("fan_out_over_partitions", "fan_out_over_accounts"):
         dag = load(folder, dag_id)
         assert dag.doc_md
+
+
+def test_the_accounts_example_resumes_through_each_connection(
+    airflow_db: Path,
+    wfdlq_devserver: Any,
+    wfdlq_connection: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two connections ("accounts") to one dev server: the first resumes the night, the
+    second finds it done; every entry once, one summary with a line per account."""
+    server = wfdlq_devserver
+    server.control.reset(entries=0)
+    logical = pendulum.now("UTC").start_of("day")
+    start = int(logical.subtract(days=1).timestamp() * 1000)
+    seeded = server.control.seed_entries(count=6, createdAt=start + 1000, responseStatus=500)
+    server.control.set_config(run_seconds=0, success_ratio=1.0)
+    conn = {"conn_type": "qstash", "host": server.url, "password": server.token}
+    for name in ("QSTASH_EU", "QSTASH_US"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{name}", json.dumps(conn))
+    dag = load(Path(__file__).resolve().parents[2] / "example_dags", "fan_out_over_accounts")
+    for task in dag.tasks:  # no triggerer in dag.test(): follow in the worker
+        if task.task_id == "follow":
+            task.partial_kwargs["deferrable"] = False
+            task.partial_kwargs["poke_interval"] = 0.2
+
+    outcome = run_dag(dag, conf={"report_dir": str(tmp_path)}, logical_date=logical)
+
+    actions = [a for a in server.control.actions() if a["action"] == "resume"]
+    assert sorted(a["dlqId"] for a in actions) == sorted(e["dlqId"] for e in seeded)
+    morning = outcome.xcom["morning_report"]
+    assert (morning["resumed"], morning["recovered"]) == (6, 6)
+    assert sorted(p["resumed"] for p in morning["partitions"]) == [0, 6]
+    reports = sorted(p.name for p in (tmp_path / "fan_out_over_accounts").glob("*.jsonl"))
+    assert len(reports) == 1 or all(".0." in r or ".1." in r for r in reports)
