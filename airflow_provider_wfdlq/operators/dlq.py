@@ -328,6 +328,24 @@ class ResumeDLQOperator(BaseOperator):
         )
         return mapped
 
+    def _unused_report_path(self, path: Any) -> Any:
+        """A new task never writes over an earlier DAG run's report of the same name (two
+        runs for one date): it writes ``<stem>.1<suffix>``, ``.2``, ... and says so."""
+        if not path:
+            return path
+        from airflow.sdk import ObjectStoragePath
+
+        target = ObjectStoragePath(str(path))
+        if not target.exists():
+            return path
+        n = 1
+        while (candidate := target.with_name(f"{target.stem}.{n}{target.suffix}")).exists():
+            n += 1
+        self.log.warning(
+            "%s exists (an earlier DAG run's report); this run writes %s instead", path, candidate
+        )
+        return str(candidate)
+
     def _audit_label(self, value: Any, context: Context | None) -> str | None:
         if value is None or value is False or value == "False":
             return None
@@ -357,6 +375,8 @@ class ResumeDLQOperator(BaseOperator):
         # A retry appends to the report (also without a durable store, on Airflow < 3.3).
         ti = context.get("ti")
         continuing = store.get(CHECKPOINT_KEY) is not None or getattr(ti, "try_number", 1) > 1
+        if not continuing:
+            report_path = self._unused_report_path(report_path)
         hook = self.hook
         self._executing = True
         try:

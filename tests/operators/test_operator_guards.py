@@ -43,3 +43,21 @@ def test_a_wrong_token_fails_without_retry_naming_the_connection_and_host(
     assert wfdlq_devserver.url.split("://", 1)[1] in message
     assert wrong not in message
     assert wfdlq_devserver.control.actions() == []
+
+
+def test_a_second_run_for_the_same_date_does_not_overwrite_the_first_report(
+    wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Any
+) -> None:
+    report = tmp_path / "2026-11-29.jsonl"
+    results = []
+    for _ in range(2):  # two DAG runs for one date: fresh task state each
+        operator = ResumeDLQOperator(
+            task_id="twice", filters={"from_date": "2020-01-01"}, report_path=f"file://{report}"
+        )
+        context: Any = {"task_state_store": MemoryStore()}
+        results.append(operator.execute(context))
+    first, second = results
+    assert first["report_path"] == f"file://{report}"
+    assert second["report_path"].endswith("2026-11-29.1.jsonl")
+    assert report.read_text().count("\n") == first["found"]  # the first night's, intact
+    assert (tmp_path / "2026-11-29.1.jsonl").exists()
