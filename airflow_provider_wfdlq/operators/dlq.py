@@ -47,6 +47,8 @@ DEFAULT_FLOW_CONTROL_KEY = "airflow-redrive-{dag_id}-{run_id}"
 #: What ``audit_label=True`` adds to every new run: Upstash's logs lead back to the DAG run.
 DEFAULT_AUDIT_LABEL = "airflow:{dag_id}:{run_id}"
 METRIC_PREFIX = "wfdlq.redrive"
+#: Where a task keeps the report path its first try chose (retries append to it).
+REPORT_PATH_KEY = "wfdlq_report_path"
 #: ``stopped`` values that fail the task: a safety policy stopped the redrive.
 TRIPPED = ("canary", "circuit_breaker")
 _warned_no_state_store = False
@@ -375,8 +377,13 @@ class ResumeDLQOperator(BaseOperator):
         # A retry appends to the report (also without a durable store, on Airflow < 3.3).
         ti = context.get("ti")
         continuing = store.get(CHECKPOINT_KEY) is not None or getattr(ti, "try_number", 1) > 1
-        if not continuing:
-            report_path = self._unused_report_path(report_path)
+        if report_path and not isinstance(store, PathStateStore):
+            # A new task never writes over an earlier DAG run's report of the same name; its
+            # retries go on with the name its first try chose. (Before Airflow 3.3 the
+            # ledger lives next to the report, which then keeps its name.)
+            chosen = store.get(REPORT_PATH_KEY)
+            report_path = chosen or self._unused_report_path(report_path)
+            store.set(REPORT_PATH_KEY, str(report_path))
         hook = self.hook
         self._executing = True
         try:

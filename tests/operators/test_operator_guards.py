@@ -61,3 +61,20 @@ def test_a_second_run_for_the_same_date_does_not_overwrite_the_first_report(
     assert second["report_path"].endswith("2026-11-29.1.jsonl")
     assert report.read_text().count("\n") == first["found"]  # the first night's, intact
     assert (tmp_path / "2026-11-29.1.jsonl").exists()
+
+
+def test_a_retry_appends_to_the_report_its_first_try_chose(
+    wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Any
+) -> None:
+    report = tmp_path / "night.jsonl"
+    report.write_text("")  # an earlier DAG run's report of the same name
+    store = MemoryStore()
+    store.set("wfdlq_report_path", f"file://{tmp_path}/night.1.jsonl")  # the first try's
+    store.set("wfdlq_redrive", {"version": 0})  # a checkpoint was written: a retry
+    operator = ResumeDLQOperator(
+        task_id="retried", filters={"from_date": "2020-01-01"}, report_path=f"file://{report}"
+    )
+    context: Any = {"task_state_store": store}
+    result = operator.execute(context)
+    assert result["report_path"] == f"file://{tmp_path}/night.1.jsonl"
+    assert report.read_text() == ""
