@@ -93,18 +93,24 @@ def is_many(value: Any) -> bool:
     return not isinstance(value, Mapping | str | bytes) and hasattr(value, "__iter__")
 
 
+def _reported(
+    parts: Sequence[Mapping[str, Any] | None] | None,
+) -> tuple[list[Mapping[str, Any]], Counter[str]]:
+    """The partitions that reported, and their ``counts`` summed."""
+    known = [part for part in parts or () if part is not None]
+    counts: Counter[str] = Counter()
+    for part in known:
+        counts.update({str(k): _int(v) for k, v in (part.get("counts") or {}).items()})
+    return known, counts
+
+
 def merge_results(parts: Sequence[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
     """``ResumeDLQOperator`` results of several partitions as one: counts, ``found`` and
     ``selected`` summed, runs in partition order, the first early stop. Partitions that did
     not report are left out (the caller says so); None when none reported."""
-    known = [part for part in parts or () if part is not None]
-    if not known:
-        return None
-    if len(known) == 1:
-        return known[0]
-    counts: Counter[str] = Counter()
-    for part in known:
-        counts.update({str(k): _int(v) for k, v in (part.get("counts") or {}).items()})
+    known, counts = _reported(parts)
+    if len(known) < 2:
+        return known[0] if known else None
     stops = [part.get("stopped") for part in known if part.get("stopped") not in (None, "done")]
     return {
         "dry_run": all(bool(part.get("dry_run")) for part in known),
@@ -122,14 +128,9 @@ def merge_results(parts: Sequence[Mapping[str, Any] | None] | None) -> Mapping[s
 def merge_follow(parts: Sequence[Mapping[str, Any] | None] | None) -> Mapping[str, Any] | None:
     """``WorkflowRunSensor`` outcomes of several partitions as one (counts summed, the
     success ratio over every followed run, the worst status)."""
-    known = [part for part in parts or () if part is not None]
-    if not known:
-        return None
-    if len(known) == 1:
-        return known[0]
-    counts: Counter[str] = Counter()
-    for part in known:
-        counts.update({str(k): _int(v) for k, v in (part.get("counts") or {}).items()})
+    known, counts = _reported(parts)
+    if len(known) < 2:
+        return known[0] if known else None
     followed = sum(_int(part.get("followed")) for part in known)
     statuses = [part.get("status") for part in known]
     status = next((s for s in ("failed", "timeout") if s in statuses), "success")

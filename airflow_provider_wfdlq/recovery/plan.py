@@ -164,9 +164,6 @@ class Worklist:
     def __len__(self) -> int:
         return len(self._texts) - self._next
 
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
     def append(self, item: Item) -> None:
         shape_id = self._shape_ids.setdefault(item.shape, len(self._shapes))
         if shape_id == len(self._shapes):
@@ -204,8 +201,6 @@ class Listing:
     items: Worklist
     listed: int = 0
     already_sent: int = 0
-    requests: int = 0
-    restarts: int = 0
 
 
 #: Decides an entry: None to act on it, else the reason it is skipped.
@@ -250,7 +245,6 @@ class PlanBuilder:
                 listing.already_sent += 1
                 continue
             self.pace()
-            listing.requests += 1
             listing.listed += 1
             try:
                 message = self.client.get_message(dlq_id)
@@ -271,7 +265,6 @@ class PlanBuilder:
             if self.should_stop():
                 raise ListingStopped
             self.pace()
-            listing.requests += 1
             try:
                 page = self.client.list_messages(
                     walk.window, cursor=walk.cursor, count=self.page_size
@@ -280,7 +273,6 @@ class PlanBuilder:
                 if walk.cursor is None:
                     raise
                 walk.start_over(exc.error)  # a stale cursor
-                listing.restarts += 1
                 continue
             fresh = 0
             for message in page.messages:
