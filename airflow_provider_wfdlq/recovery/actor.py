@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 
 from airflow_provider_wfdlq.client import (
     APIError,
+    BulkResult,
     DLQFilters,
     NotFoundError,
     OutcomeUnknownError,
@@ -91,8 +92,37 @@ class LeaveProbe:
         return {"seen_leave": self.seen_leave, "seen_stay": self.seen_stay}
 
 
+@dataclass(slots=True)
+class Call:
+    """One action call: its ids are in the ledger (chunk ``chunk``), its answer is not read.
+
+    ``single``: one id by the single endpoint (the pair is a fact). ``probe``: after a clear
+    answer, read one entry it acted on back (does the server remove what it acted on?)."""
+
+    items: list[Item]
+    overrides: Overrides
+    chunk: int
+    single: bool
+    probe: bool = False
+
+
+@dataclass(slots=True)
+class Answer:
+    """What came back for a :class:`Call`: the server's answer or the error, and the
+    probe's read-back (None: not read, or the read failed)."""
+
+    value: BulkResult | ResumedRun | None = None
+    error: Exception | None = None
+    present: bool | None = None
+
+
 class BatchActor:
-    """Acts on batches by ``dlqIds`` with the ledger; one object per walk."""
+    """Acts on batches by ``dlqIds`` with the ledger; one object per walk.
+
+    A call goes in three steps, so that calls can overlap and every write to the durable
+    state stays on the walk's own thread: :meth:`prepare` (ids into the ledger, on the
+    walk's thread), :meth:`send` (HTTP only; any thread), :meth:`interpret` (results, on
+    the walk's thread). :meth:`act` does all three in turn."""
 
     def __init__(
         self,
@@ -117,86 +147,122 @@ class BatchActor:
         self.pace = pace
         #: Runs the server made that cannot be paired with an entry (still followable).
         self.unpaired: list[ResumedRun] = []
-        #: A refusal in an exact-pairing batch, raised by the walk once the batch is recorded.
+        #: A refusal, raised by the walk once the calls out with it are recorded.
         self.refusal: Exception | None = None
-        self._clear_answers = 0
+        self._calls = 0
 
-    # -- one call ---------------------------------------------------------------------------
+    # -- one call, in three steps -----------------------------------------------------------
 
     def act(self, items: Sequence[Item], overrides: Overrides) -> list[Result]:
-        """Act on ``items`` (at most :attr:`batch_limit`) with these overrides."""
+        """Act on ``items`` (at most :attr:`batch_limit`) with these overrides, now."""
         if not items:
             return []
-        if self.exact or len(items) == 1:
-            return self._one_by_one(items, overrides)
-        return self._bulk(list(items), overrides)
+        calls = self.prepare(items, overrides)
+        if len(calls) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                answers = list(pool.map(self.send, calls))
+        else:
+            answers = [self.send(call) for call in calls]
+        return [
+            r
+            for call, answer in zip(calls, answers, strict=True)
+            for r in self.interpret(call, answer)
+        ]
 
-    def _bulk(self, items: list[Item], overrides: Overrides) -> list[Result]:
-        ids = [i.dlq_id for i in items]
-        self.ledger.record(ids)
+    def prepare(self, items: Sequence[Item], overrides: Overrides) -> list[Call]:
+        """Write the ids to the ledger (one chunk) and make the calls that will name them:
+        one bulk call, or one call per id with exact pairing."""
+        chunk = self.ledger.record([i.dlq_id for i in items])
+        if self.exact or len(items) == 1:
+            calls = [Call([item], overrides, chunk, single=True) for item in items]
+        else:
+            calls = [Call(list(items), overrides, chunk, single=False)]
+        for call in calls:
+            self._calls += 1
+            due = self._calls <= PROBE_FIRST or self._calls % PROBE_EVERY == 0
+            call.probe = due and not self.probe.seen_stay
+        return calls
+
+    def send(self, call: Call) -> Answer:
+        """The HTTP part of a call (thread-safe): the answer or the error, never raised."""
         self.pace()
-        filters = DLQFilters(dlq_ids=tuple(ids))
-        act = self.client.resume_bulk if self.action is Action.RESUME else self.client.restart_bulk
         try:
-            answer = act(filters, overrides)
-        except NotFoundError:
+            if call.single:
+                single = self.client.resume if self.action is Action.RESUME else self.client.restart
+                run = single(call.items[0].dlq_id, call.overrides)
+                answer = Answer(run)
+            else:
+                bulk = (
+                    self.client.resume_bulk
+                    if self.action is Action.RESUME
+                    else self.client.restart_bulk
+                )
+                ids = tuple(i.dlq_id for i in call.items)
+                result = bulk(DLQFilters(dlq_ids=ids), call.overrides)
+                answer = Answer(result)
+        except Exception as exc:  # read on the walk's thread (interpret)
+            return Answer(error=exc)
+        if call.probe and _clear(call, answer.value):
+            try:
+                answer.present = self._present(call.items[0].dlq_id)
+            except Exception as exc:  # the call acted; its results must still be recorded
+                log.warning("Could not read %s back: %s", call.items[0].dlq_id, exc)
+        return answer
+
+    def interpret(self, call: Call, answer: Answer) -> list[Result]:
+        """What became of each entry of ``call``, from its answer (on the walk's thread)."""
+        if answer.present is not None:
+            self.probe.saw(answer.present)
+        if call.single:
+            return [self._single(call, answer)]
+        return self._bulk(call, answer)
+
+    def _bulk(self, call: Call, answer: Answer) -> list[Result]:
+        items, exc = call.items, answer.error
+        if isinstance(exc, NotFoundError):
             # Refused as a whole: some entry left between listing and now. Nothing acted.
-            self.ledger.release(ids)
-            return self._after_refusal(items, overrides)
-        except (OutcomeUnknownError, ServerError) as exc:
-            if isinstance(exc, ServerError) and exc.status == 503:
-                raise self._refused(ids, exc) from exc
+            self.ledger.release([i.dlq_id for i in items])
+            return self._after_refusal(items, call.overrides)
+        if isinstance(exc, (OutcomeUnknownError, ServerError)) and not _answered_503(exc):
             return self._resolve(items, f"answer lost ({type(exc).__name__})")
-        except APIError as exc:
-            raise self._refused(ids, exc) from exc
-        runs = list(answer.runs)
-        if len(runs) == len(items) and not answer.cursor:
-            results = [
+        if isinstance(exc, APIError):
+            return self._refused(items, exc)
+        if exc is not None:
+            raise exc
+        assert isinstance(answer.value, BulkResult)
+        runs = list(answer.value.runs)
+        if len(runs) == len(items) and not answer.value.cursor:
+            return [
                 Result(item, Outcome.ACTED, run, PairedBy.ANSWER_ORDER)
                 for item, run in zip(items, runs, strict=True)
             ]
-            self._probe(items[0])
-            return results
         return self._partial(items, runs)
 
-    def _one_by_one(self, items: Sequence[Item], overrides: Overrides) -> list[Result]:
-        self.ledger.record([i.dlq_id for i in items])
-        if len(items) == 1 or self.concurrency <= 1:
-            results = [self._single(item, overrides) for item in items]
-        else:
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                results = list(pool.map(lambda item: self._single(item, overrides), items))
-        acted = [r for r in results if r.outcome is Outcome.ACTED]
-        if acted:
-            self._probe(acted[0].item)
-        return results
-
-    def _single(self, item: Item, overrides: Overrides) -> Result:
-        """One id, one call: the pair is a fact. A refusal is kept for the walk to raise
-        once the other calls of the batch are recorded."""
-        self.pace()
-        act = self.client.resume if self.action is Action.RESUME else self.client.restart
-        try:
-            run = act(item.dlq_id, overrides)
-        except NotFoundError:
+    def _single(self, call: Call, answer: Answer) -> Result:
+        """One id, one call: the pair is a fact."""
+        item, exc = call.items[0], answer.error
+        if isinstance(exc, NotFoundError):
             self.ledger.release([item.dlq_id])
             return Result(item, Outcome.VANISHED, reason="not in the DLQ any more")
-        except (OutcomeUnknownError, ServerError) as exc:
-            if not (isinstance(exc, ServerError) and exc.status == 503):
-                return self._resolve([item], f"answer lost ({type(exc).__name__})")[0]
-            self.refusal = self._refused([item.dlq_id], exc)
-            return Result(item, Outcome.LEFT, reason=f"refused: {exc}")
-        except APIError as exc:
-            self.refusal = self._refused([item.dlq_id], exc)
-            return Result(item, Outcome.LEFT, reason=f"refused: {exc}")
-        return Result(item, Outcome.ACTED, run, PairedBy.SINGLE_ID)
+        if isinstance(exc, (OutcomeUnknownError, ServerError)) and not _answered_503(exc):
+            return self._resolve([item], f"answer lost ({type(exc).__name__})")[0]
+        if isinstance(exc, APIError):
+            return self._refused([item], exc)[0]
+        if exc is not None:
+            raise exc
+        assert isinstance(answer.value, ResumedRun)
+        return Result(item, Outcome.ACTED, answer.value, PairedBy.SINGLE_ID)
 
     # -- what the answer leaves open --------------------------------------------------------
 
-    def _refused(self, ids: list[str], exc: Exception) -> Exception:
-        """The server said no to the whole call (and retries did not help): nothing acted."""
-        self.ledger.release(ids)
-        return exc
+    def _refused(self, items: Sequence[Item], exc: Exception) -> list[Result]:
+        """The server said no to the whole call (and retries did not help): it acted on
+        nothing. The ids leave the ledger; the walk raises ``exc`` once the calls out with
+        this one are recorded."""
+        self.ledger.release([i.dlq_id for i in items])
+        if self.refusal is None:
+            self.refusal = exc
+        return [Result(item, Outcome.LEFT, reason=f"refused: {exc}") for item in items]
 
     def _after_refusal(self, items: list[Item], overrides: Overrides) -> list[Result]:
         """A bulk 404: read each entry; act on those still there, once, in a new call."""
@@ -286,16 +352,6 @@ class BatchActor:
         """Entries a dead try had in flight: resolved like a lost answer."""
         return self._resolve(items, "in flight when an earlier try died")
 
-    def _probe(self, item: Item) -> None:
-        """Read back one entry a clear answer acted on: the first few calls, then every
-        :data:`PROBE_EVERY`th. (A wrong guess here can only mislabel a lost answer in the
-        report, never send an id again: the ledger forbids that whatever the DLQ shows.)"""
-        self._clear_answers += 1
-        if self.probe.seen_stay:
-            return
-        if self._clear_answers <= PROBE_FIRST or self._clear_answers % PROBE_EVERY == 0:
-            self.probe.saw(self._present(item.dlq_id))
-
     def _present(self, dlq_id: str) -> bool:
         self.pace()
         try:
@@ -303,6 +359,18 @@ class BatchActor:
         except NotFoundError:
             return False
         return True
+
+
+def _clear(call: Call, value: BulkResult | ResumedRun | None) -> bool:
+    """A clear answer: the call acted on every id it named."""
+    if isinstance(value, ResumedRun):
+        return True
+    return isinstance(value, BulkResult) and len(value.runs) == len(call.items) and not value.cursor
+
+
+def _answered_503(exc: Exception) -> bool:
+    """A 503 the server answered: it acted on nothing (the client retried it already)."""
+    return isinstance(exc, ServerError) and exc.status == 503
 
 
 def label_groups(

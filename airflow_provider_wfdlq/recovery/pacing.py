@@ -11,6 +11,7 @@ from typing import Any
 from airflow_provider_wfdlq.client import ValidationError
 from airflow_provider_wfdlq.client.validation import check_bool, check_count
 from airflow_provider_wfdlq.recovery.actor import MAX_BATCH
+from airflow_provider_wfdlq.recovery.inflight import MAX_IN_FLIGHT
 from airflow_provider_wfdlq.recovery.plan import MAX_PAGE
 from airflow_provider_wfdlq.recovery.rendered import require_value
 
@@ -20,13 +21,18 @@ class Pacing:
     """``requests_per_second``: client-side pacing of every API call (429s are honoured
     anyway); ``page_size``: entries per list call (1-100); ``batch_size``: ids per action
     call (1-50, Upstash's per-call maximum); ``exact_pairing``: one entry per action call,
-    so every dlqId -> run pair is a fact, ``concurrency`` calls at a time."""
+    so every dlqId -> run pair is a fact, ``concurrency`` calls at a time; ``in_flight``:
+    bulk action calls out at once (1-8). With 1 (the default) each call waits for the one
+    before it, so calls reach the server strictly oldest first; with more, calls overlap
+    each other and, when nothing needs the whole plan first (no ``max_resumes``, canary or
+    breaker), the listing too."""
 
     requests_per_second: float | None = None
     page_size: int = MAX_PAGE
     batch_size: int = MAX_BATCH
     exact_pairing: bool = False
     concurrency: int = 4
+    in_flight: int = 1
 
     @classmethod
     def build(cls, value: Mapping[str, Any] | Pacing | None) -> Pacing:
@@ -54,6 +60,7 @@ class Pacing:
             batch_size=check_count(given("batch_size", MAX_BATCH), "pacing.batch_size"),
             exact_pairing=check_bool(given("exact_pairing", False), "pacing.exact_pairing"),
             concurrency=check_count(given("concurrency", 4), "pacing.concurrency"),
+            in_flight=check_count(given("in_flight", 1), "pacing.in_flight"),
         )
         pacing.check()
         return pacing
@@ -65,6 +72,8 @@ class Pacing:
             raise ValidationError("pacing.batch_size", self.batch_size, f"1 to {MAX_BATCH}")
         if not 1 <= self.concurrency <= 32:
             raise ValidationError("pacing.concurrency", self.concurrency, "1 to 32")
+        if not 1 <= self.in_flight <= MAX_IN_FLIGHT:
+            raise ValidationError("pacing.in_flight", self.in_flight, f"1 to {MAX_IN_FLIGHT}")
         if self.requests_per_second is not None and not self.requests_per_second > 0:
             raise ValidationError(
                 "pacing.requests_per_second", self.requests_per_second, "a number > 0, or None"

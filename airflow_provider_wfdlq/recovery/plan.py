@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from airflow_provider_wfdlq.client import (
@@ -52,7 +52,11 @@ class ListingError(WFDLQError):
 
 
 class ListingStopped(Exception):
-    """A stop was requested while listing: nothing was acted on."""
+    """A stop was requested while listing; ``listing`` is what was listed until then."""
+
+    def __init__(self, listing: Listing | None = None) -> None:
+        super().__init__("stopped while listing")
+        self.listing = listing
 
 
 #: Separates the parts of :attr:`Item.text`.
@@ -171,8 +175,10 @@ class Worklist:
         self._texts.append(f"{item.text}{SEP}{shape_id}")
 
     def sort(self) -> Worklist:
-        """Oldest first, in place."""
-        self._texts.sort()  # type: ignore[type-var]
+        """What is left, oldest first, in place."""
+        rest: list[str] = self._texts[self._next :]  # type: ignore[assignment]
+        rest.sort()
+        self._texts[self._next :] = rest
         return self
 
     def popleft(self) -> Item:
@@ -201,6 +207,8 @@ class Listing:
     items: Worklist
     listed: int = 0
     already_sent: int = 0
+    #: Every dlqId the listing saw (a second pass skips them).
+    seen: IdSet = field(default_factory=IdSet)
 
 
 #: Decides an entry: None to act on it, else the reason it is skipped.
@@ -225,6 +233,7 @@ class PlanBuilder:
         keep_excerpt: bool = False,
         pace: Callable[[], None] = lambda: None,
         should_stop: Callable[[], bool] = lambda: False,
+        on_page: Callable[[Worklist], None] = lambda items: None,
     ) -> None:
         self.client = client
         self.judge, self.on_skip, self.on_vanished = judge, on_skip, on_vanished
@@ -234,6 +243,8 @@ class PlanBuilder:
         self.keep_excerpt = keep_excerpt
         self.pace = pace
         self.should_stop = should_stop
+        #: Called after each page with the worklist so far (acting while listing).
+        self.on_page = on_page
 
     # -- named entries ----------------------------------------------------------------------
 
@@ -257,13 +268,14 @@ class PlanBuilder:
 
     # -- filters ----------------------------------------------------------------------------
 
-    def by_filters(self, filters: DLQFilters) -> Listing:
-        listing = Listing(items=Worklist())
-        seen = IdSet()
+    def by_filters(self, filters: DLQFilters, seen: IdSet | None = None) -> Listing:
+        """Every entry matching ``filters``, but those in ``seen`` (an earlier pass's)."""
+        listing = Listing(items=Worklist(), seen=IdSet() if seen is None else seen)
+        seen = listing.seen
         walk = _Cursors(filters)
         while True:
             if self.should_stop():
-                raise ListingStopped
+                raise ListingStopped(listing)
             self.pace()
             try:
                 page = self.client.list_messages(
@@ -290,6 +302,7 @@ class PlanBuilder:
                     continue
                 listing.listed += 1
                 self._take(message, listing.items)
+            self.on_page(listing.items)
             if not walk.next(page.cursor or None, fresh):
                 break
         listing.items.sort()
@@ -338,8 +351,7 @@ class _Cursors:
             return False
         if cursor in self._cursors or cursor == self.cursor:
             raise ListingError(
-                f"the DLQ answered cursor {cursor!r} twice: the listing would never end; "
-                "nothing was acted on"
+                f"the DLQ answered cursor {cursor!r} twice: the listing would never end"
             )
         self._cursors.add(cursor)
         self.cursor = cursor

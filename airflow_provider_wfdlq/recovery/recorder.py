@@ -45,6 +45,9 @@ class Recorder:
         self.found_extra = 0
         #: An earlier try finished listing and wrote its skipped entries to the report.
         self.skips_written = False
+        #: Acting while listing: skipped entries are held, and written once the listing
+        #: ends (a try that dies mid-listing has written none; its retry writes them once).
+        self.held_skips: list[tuple[Item, str]] | None = None
         self._started = time.monotonic()
 
     def record(self, result: Result) -> None:
@@ -89,7 +92,17 @@ class Recorder:
     def skipped(self, item: Item, reason: str) -> None:
         # A retry lists the same window again: what it skips, an earlier try that finished
         # listing has skipped and written already (no entry can appear below the bound).
+        if self.held_skips is not None:
+            self.held_skips.append((item, reason))
+            return
         self.left(item, "skipped_" + reason, write=not self.skips_written)
+
+    def release_skips(self, write: bool = True) -> None:
+        """The listing ended: count the held skipped entries and write them (not when it
+        was stopped: the retry lists again and writes them)."""
+        held, self.held_skips = self.held_skips or [], None
+        for item, reason in held:
+            self.left(item, "skipped_" + reason, write=write and not self.skips_written)
 
     def restarted(self, record: dict[str, Any]) -> None:
         """A failed-again run's NEW entry, restarted (or not) for a changed step."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,15 +31,24 @@ from airflow_provider_wfdlq.client import (
     WorkflowDLQClient,
 )
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_labels
-from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe, Result, label_groups
+from airflow_provider_wfdlq.recovery.actor import (
+    Answer,
+    BatchActor,
+    Call,
+    LeaveProbe,
+    Result,
+    label_groups,
+)
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger, MemoryStore, StateStore
 from airflow_provider_wfdlq.recovery.gate import SafetyGate, Tripped
 from airflow_provider_wfdlq.recovery.incompatible import IncompatibleRestarts
+from airflow_provider_wfdlq.recovery.inflight import InFlight
 from airflow_provider_wfdlq.recovery.pacing import Pacer, Pacing
 from airflow_provider_wfdlq.recovery.plan import (
     DEFAULT_MAX_ENTRIES,
     Item,
     Listing,
+    ListingError,
     ListingStopped,
     PlanBuilder,
     Worklist,
@@ -177,6 +186,12 @@ class Redrive:
             record=self.recorder.restarted,
         )
         self.gate = _gate(self, follow=follow, sleep=sleep, monotonic=monotonic)
+        limit = plan.pacing.concurrency if plan.pacing.exact_pairing else plan.pacing.in_flight
+        self.out = InFlight(self.actor.send, limit)
+        self._sent_while_listing = 0
+        self._extra = tuple(plan.overrides.label) + (
+            (plan.audit_label,) if plan.audit_label else ()
+        )
         self.tries = TryState(
             Checkpoint(store),
             self.ledger,
@@ -202,12 +217,17 @@ class Redrive:
                 self.tries.settle_in_flight()
             try:
                 listing = self._list()
-            except ListingStopped:
-                self.report.stopped = Stop.STOPPED.value
-                log.info("Stopped while listing; nothing was acted on by this try.")
+            except ListingStopped as stopped:
+                self._stopped_while_listing(known_before, stopped.listing)
                 return self.report
+            except ListingError as exc:
+                if not self.out:
+                    raise ListingError(f"{exc}; nothing was acted on") from exc
+                self._drain()
+                self.tries.save(listed=False)
+                raise ListingError(f"{exc}; what was acted on while listing is recorded") from exc
             if not self.plan.dry_run:
-                self.tries.save()  # from here on a retry knows what is settled
+                self.tries.save(settled=self.out.oldest_chunk())  # a retry knows what is settled
             self.report.found = known_before + listing.listed
             skipped = sum(n for k, n in self.report.counts.items() if k.startswith("skipped_"))
             self.report.selected = self.report.found - skipped
@@ -217,6 +237,7 @@ class Redrive:
             else:
                 self._act_all(listing.items)
         finally:
+            self.out.close()
             self.recorder.sink.flush()
         self.report.found += self.recorder.found_extra
         if self.report.stopped == Stop.DONE:
@@ -227,7 +248,24 @@ class Redrive:
         log.info("%s", self.report.summary())
         return self.report
 
+    @property
+    def overlapping(self) -> bool:
+        """Act while listing? Only with calls in flight, and when nothing needs the whole
+        plan first: ``max_resumes`` and the canary take the oldest of it, the breaker
+        judges in created-at order, named ids are read one by one."""
+        plan = self.plan
+        return (
+            plan.pacing.in_flight > 1
+            and not plan.pacing.exact_pairing
+            and not plan.dry_run
+            and not plan.filters.dlq_ids
+            and plan.max_resumes is None
+            and plan.safety.canary is None
+            and plan.safety.breaker_max_failure_ratio is None
+        )
+
     def _list(self) -> Listing:
+        overlap = self.overlapping
         builder = PlanBuilder(
             self.client,
             judge=lambda message: judge(self.plan, message),
@@ -241,29 +279,77 @@ class Redrive:
             keep_excerpt=self.plan.dry_run,
             pace=self.pace,
             should_stop=self.should_stop,
+            on_page=self._act_while_listing if overlap else lambda items: None,
         )
         if self.plan.filters.dlq_ids:
             return builder.by_ids(self.plan.filters.dlq_ids)
         bounded, bound = self.plan.filters.to_date, self.tries.bound
         to_date = bound if bounded is None else min(bounded, bound)
-        return builder.by_filters(replace(self.plan.filters, to_date=to_date))
+        window = replace(self.plan.filters, to_date=to_date)
+        if not overlap:
+            return builder.by_filters(window)
+        self.recorder.held_skips = []
+        listing = builder.by_filters(window)
+        if self.acted_while_listing and not self.actor.probe.seen_stay:
+            # Entries left the DLQ while it was being paged: a cursor that counts places
+            # (Upstash does not say it does not) may have stepped over some. A second pass
+            # finds them; it is short, since what was acted on has left.
+            sweep = builder.by_filters(window, seen=listing.seen)
+            listing.listed += sweep.listed
+            listing.already_sent += sweep.already_sent
+            for item in sweep.items.drain():
+                listing.items.append(item)
+            if sweep.listed:
+                log.warning("A second pass found %d entries the first missed.", sweep.listed)
+        listing.items.sort()
+        self.recorder.release_skips()
+        return listing
+
+    def _act_while_listing(self, queue: Worklist) -> None:
+        """After each page: send the full batches listed so far, read what came back."""
+        self._send_more(queue, whole=False)
+        self._read(self.out.answered())
+        if self.actor.refusal is not None:
+            self._refuse(listed=False)
+
+    @property
+    def acted_while_listing(self) -> bool:
+        return self._sent_while_listing > 0
+
+    def _stopped_while_listing(self, known_before: int, listing: Listing | None) -> None:
+        self.report.stopped = Stop.STOPPED.value
+        if not self.out and not self._sent_while_listing:
+            log.info("Stopped while listing; nothing was acted on by this try.")
+            return
+        self._drain()
+        if listing is not None:
+            self.report.found = known_before + listing.listed
+            for item in listing.items.drain():
+                self.recorder.left(item, count_key(Outcome.LEFT, self.action, Stop.STOPPED.value))
+        self.recorder.release_skips(write=False)  # the retry lists again and writes them
+        self.tries.save(listed=False)
+        log.info("Stopped while listing, after %d sent.", len(self.ledger))
 
     def _act_all(self, queue: Worklist) -> None:
         stop = Stop.DONE
         try:
-            while queue:
+            while queue or self.out:
                 stop = self._why_stop()
-                if stop is not Stop.DONE:
+                if stop is Stop.DONE:
+                    self._send_more(queue, whole=True)
+                elif not self.out:
                     break
-                size = min(self.actor.batch_limit, len(queue), *self._rooms())
-                runs = self._act_batch(queue.take(size))
-                self.tries.save()
-                self.gate.after_batch(runs, last=not queue)
+                runs = self._read(self.out.answered(block=True))
+                if self.actor.refusal is not None:
+                    self._refuse(listed=True)
+                self.tries.save(settled=self.out.oldest_chunk())
+                self.gate.after_batch(runs, last=not queue and not self.out)
                 self.report.safety.update(self.gate.seen)
             if stop in (Stop.DONE, Stop.MAX_RESUMES) and not self.gate.canary_done:
                 self.gate.judge_canary()  # fewer entries than the canary's size
         except Tripped as trip:
             stop = trip.why
+            self._drain()
             self.report.safety.update(self.gate.seen)
             if trip.why is not Stop.STOPPED:
                 self._trip(trip.why, trip.seen)
@@ -292,15 +378,36 @@ class Redrive:
             rooms.append(canary)
         return rooms
 
-    def _act_batch(self, batch: Sequence[Item]) -> list[tuple[str, int]]:
-        """Act on one batch (one call per label set); record every entry; the new runs."""
-        extra = tuple(self.plan.overrides.label) + (
-            (self.plan.audit_label,) if self.plan.audit_label else ()
-        )
+    def _send_more(self, queue: Worklist, *, whole: bool) -> None:
+        """Send batches while calls may go out: ``whole`` once the plan is complete; while
+        listing, full batches only. The canary's batch goes alone (its verdict comes first);
+        exact pairing sends a batch's calls together and waits for all of them."""
+        alone = not self.gate.canary_done or self.plan.pacing.exact_pairing
+        while queue and self.out.room > 0 and not (alone and self.out):
+            if self._why_stop() is not Stop.DONE:
+                return
+            size = min(self.actor.batch_limit, len(queue), *self._rooms())
+            if size < 1 or (not whole and size < self.actor.batch_limit):
+                return
+            batch = queue.take(size)
+            self.report.pages += 1
+            if not whole:
+                self._sent_while_listing += 1
+            for overrides, items in label_groups(
+                batch, self.plan.overrides, self._extra, self.plan.label_mode
+            ):
+                if self.plan.pacing.exact_pairing:
+                    self.out.submit_all(self.actor.prepare(items, overrides))
+                else:
+                    for call in self.actor.prepare(items, overrides):
+                        self.out.submit(call)
+            self.recorder.progress(len(batch), len(self.ledger))
+
+    def _read(self, answered: list[tuple[Call, Answer]]) -> list[tuple[str, int]]:
+        """Record what became of each entry of the answered calls; the new runs."""
         runs: list[tuple[str, int]] = []
-        groups = label_groups(batch, self.plan.overrides, extra, self.plan.label_mode)
-        for overrides, items in groups:
-            for result in self.actor.act(items, overrides):
+        for call, answer in answered:
+            for result in self.actor.interpret(call, answer):
                 self.recorder.record(result)
                 if result.run is not None and result.run.workflow_created_at is not None:
                     runs.append((result.run.workflow_run_id, result.run.workflow_created_at))
@@ -309,13 +416,20 @@ class Redrive:
                 if run.workflow_created_at is not None:
                     runs.append((run.workflow_run_id, run.workflow_created_at))
             self.actor.unpaired.clear()
-            refusal, self.actor.refusal = self.actor.refusal, None
-            if refusal is not None:
-                self.tries.save()
-                raise refusal
-        self.report.pages += 1
-        self.recorder.progress(len(batch), len(self.ledger))
         return runs
+
+    def _drain(self) -> None:
+        """Read every call still out (a stop, a trip, a refusal): they may have acted."""
+        while self.out:
+            self._read(self.out.answered(block=True))
+
+    def _refuse(self, *, listed: bool) -> None:
+        """The server refused a call: record the calls still out, save, raise the refusal."""
+        self._drain()
+        refusal, self.actor.refusal = self.actor.refusal, None
+        self.tries.save(listed=listed)
+        assert refusal is not None
+        raise refusal
 
     # -- safety -----------------------------------------------------------------------------
 

@@ -67,8 +67,9 @@ class TryState:
         self.actor.probe = LeaveProbe(**state.get("probe", {}))
         self.actor.batch_limit = int(state.get("batch_limit", self.actor.batch_limit))
         self.gate.restore(state.get("canary") or {})
-        # Every checkpoint is written after a listing finished (and wrote its skips).
-        self.recorder.skips_written = True
+        # A checkpoint written after a listing finished: its skipped entries are written
+        # (acting while listing, the skipped are written when the listing ends).
+        self.recorder.skips_written = bool(state.get("listed", True))
         self.restarts.done = int(self.recorder.report.counts.get("restarted_incompatible", 0))
         log.info(
             "Going on from a checkpoint: %s sent by earlier tries.", _entries(len(self.ledger))
@@ -84,8 +85,10 @@ class TryState:
             self.recorder.record(result)
         self.save()
 
-    def save(self) -> None:
-        self._settled = self.ledger.chunks
+    def save(self, *, settled: int | None = None, listed: bool = True) -> None:
+        """``settled``: the first ledger chunk whose call is still out (default: none is);
+        ``listed``: False while acting goes on during a listing."""
+        self._settled = self.ledger.chunks if settled is None else settled
         report = self.recorder.state(by_ids=self.by_ids)
         # The runs named in the result (up to 1,000) go in their own key, written only
         # while they change: the checkpoint written after every batch stays small.
@@ -97,6 +100,7 @@ class TryState:
             {
                 "bound": self.bound,
                 "settled": self._settled,
+                "listed": listed,
                 "probe": self.actor.probe.to_state(),
                 "batch_limit": self.actor.batch_limit,
                 "canary": self.gate.to_state(),
