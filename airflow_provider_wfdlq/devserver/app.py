@@ -136,6 +136,8 @@ class Api:
         newest = config.list_order == "newest"
         after: tuple[int, int] | None = None
         frozen = False
+        if config.offset_cursor:
+            return self._list_by_offset(query, limit, newest)
         if query.cursor is not None:
             kind, position = self._decode(query.cursor, ("dlq", "dlqnew", "dlqfrozen"))
             frozen = kind == "dlqfrozen"
@@ -156,6 +158,20 @@ class Api:
             body["cursor"] = self._cursor("dlqfrozen", start)
         elif more:
             body["cursor"] = self._cursor("dlqnew" if newest else "dlq", list(records[-1].key))
+        return JSONResponse(body)
+
+    def _list_by_offset(self, query: Any, limit: int, newest: bool) -> Response:
+        """``offset_cursor``: the cursor is a place among the matches, not a key."""
+        offset = 0
+        if query.cursor is not None:
+            position = self._decode(query.cursor, ("dlqoff",))[1]
+            if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
+                raise bad_request("invalid cursor")
+            offset = position[0]
+        records, more = self.world.page_at(query.filter, offset, limit, newest=newest)
+        body: dict[str, Any] = {"messages": [record.message for record in records]}
+        if more:
+            body["cursor"] = self._cursor("dlqoff", [offset + len(records)])
         return JSONResponse(body)
 
     async def get_one(self, request: Request) -> Response:

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--frozen-cursor", action="store_true", help="the listing returns the same cursor forever"
     )
     readings.add_argument(
+        "--offset-cursor",
+        action="store_true",
+        help="the listing cursor is a place among the matches (entries that leave shift it)",
+    )
+    readings.add_argument(
         "--rate-limit-reset-unit", default="s", help="unit of *-RateLimit-Reset headers: s|ms"
     )
     readings.add_argument(
@@ -146,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "list_order": args.list_order,
                 "stale_cursor_every": args.stale_cursor_every,
                 "frozen_cursor": args.frozen_cursor,
+                "offset_cursor": args.offset_cursor,
                 "rate_limit_reset_unit": args.rate_limit_reset_unit,
                 "created_at_format": args.created_at_format,
             }

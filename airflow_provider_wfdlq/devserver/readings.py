@@ -34,6 +34,9 @@ READINGS: dict[str, dict[str, Any]] = {
     "stale_cursors": {"stale_cursor_every": 3},
     # The listing hands out the same cursor forever (a client must not loop).
     "frozen_cursor": {"frozen_cursor": True},
+    # The listing cursor is a place among the matches: entries that leave while a client
+    # pages make it step over others.
+    "offset_cursor": {"offset_cursor": True},
     # Burst-RateLimit-Reset in unix milliseconds instead of seconds.
     "reset_ms": {"rate_limit_reset_unit": "ms"},
     # workflowCreatedAt of resume/restart answers as ISO-8601 text.

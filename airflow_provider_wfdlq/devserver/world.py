@@ -74,6 +74,9 @@ class WorldConfig:
     stale_cursor_every: int | None = None
     #: The list endpoint hands out one cursor forever: same page, same cursor.
     frozen_cursor: bool = False
+    #: The listing cursor counts places (an offset into the matches), so entries that leave
+    #: while a client pages make the next page step over as many others.
+    offset_cursor: bool = False
     #: Unit of the ``*-RateLimit-Reset`` headers: unix seconds or unix milliseconds.
     rate_limit_reset_unit: str = "s"
     #: ``workflowCreatedAt`` in resume/restart answers: int ms or ISO-8601 text.
@@ -114,6 +117,7 @@ class WorldConfig:
             raise ValueError("cursor_ttl_seconds must be >= 0 or null")
         _check_bool("keep_resumed", self.keep_resumed)
         _check_bool("frozen_cursor", self.frozen_cursor)
+        _check_bool("offset_cursor", self.offset_cursor)
         _check_int("resumed_lag", self.resumed_lag, minimum=0)
         _check_int("max_ids_per_call", self.max_ids_per_call, minimum=1, optional=True)
         _check_int("stale_cursor_every", self.stale_cursor_every, minimum=1, optional=True)
@@ -353,6 +357,21 @@ class World:
                 if len(found) == limit:
                     return found, True
                 found.append(record)
+        return found, False
+
+    def page_at(
+        self, dlq_filter: DlqFilter, offset: int, limit: int, *, newest: bool = False
+    ) -> tuple[list[DlqRecord], bool]:
+        """Up to `limit` matches from the `offset`-th on (``offset_cursor``)."""
+        keys = self._keys.before(None) if newest else self._keys.after(None)
+        matches = (r for r in map(self._entries.__getitem__, keys) if dlq_filter.matches(r.message))
+        found: list[DlqRecord] = []
+        for index, record in enumerate(matches):
+            if index < offset:
+                continue
+            if len(found) == limit:
+                return found, True
+            found.append(record)
         return found, False
 
     def all_entries(self) -> list[dict[str, Any]]:

@@ -292,8 +292,10 @@ class Redrive:
         listing = builder.by_filters(window)
         if self.acted_while_listing and not self.actor.probe.seen_stay:
             # Entries left the DLQ while it was being paged: a cursor that counts places
-            # (Upstash does not say it does not) may have stepped over some. A second pass
-            # finds them; it is short, since what was acted on has left.
+            # (Upstash does not say it does not) may have stepped over some. A second pass,
+            # acting on nothing while it lists, finds them; it is short, since what was
+            # acted on has left.
+            builder.on_page = lambda items: None
             sweep = builder.by_filters(window, seen=listing.seen)
             listing.listed += sweep.listed
             listing.already_sent += sweep.already_sent
@@ -306,11 +308,18 @@ class Redrive:
         return listing
 
     def _act_while_listing(self, queue: Worklist) -> None:
-        """After each page: send the full batches listed so far, read what came back."""
+        """After each page: send the full batches listed so far, read what came back. A
+        checkpoint goes before the first call and after each answer, so a retry knows
+        which calls were out."""
+        if not self._sent_while_listing:
+            self.tries.save(listed=False)
         self._send_more(queue, whole=False)
-        self._read(self.out.answered())
-        if self.actor.refusal is not None:
-            self._refuse(listed=False)
+        answered = self.out.answered()
+        if answered:
+            self._read(answered)
+            if self.actor.refusal is not None:
+                self._refuse(listed=False)
+            self.tries.save(settled=self.out.oldest_chunk(), listed=False)
 
     @property
     def acted_while_listing(self) -> bool:
