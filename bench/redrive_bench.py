@@ -36,6 +36,7 @@ import os
 import platform
 import pstats
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -71,12 +72,6 @@ ENGINE_PAGE = 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_SCRIPT = Path(sys.executable).with_name("wfdlq-devserver")
-PRICE = (
-    "The engine lists everything first (one list call per 100 entries), then resumes by\n"
-    "dlqIds, 50 per call, and reads one entry back now and then: that is the price of\n"
-    "acting oldest first across the whole selection, of crash safety (the ledger names every\n"
-    "id before the call that sends it) and of knowing whether a lost answer acted."
-)
 
 
 # --- the client side, run in a fresh child process per walk ------------------------------
@@ -143,13 +138,19 @@ class RemoteStore(MemoryStore):
 
 
 def engine_walk(
-    url: str, from_ms: int, report_path: str, traced: bool, profile_path: str | None
+    url: str,
+    from_ms: int,
+    report_path: str,
+    traced: bool,
+    profile_path: str | None,
+    in_flight: int = 1,
+    side: str = "engine",
 ) -> Walk:
     transport = CountingTransport()
     plan = RedrivePlan(
         filters=DLQFilters.build(from_date=from_ms),
         overrides=Overrides(),
-        pacing=Pacing(page_size=ENGINE_PAGE),
+        pacing=Pacing(page_size=ENGINE_PAGE, in_flight=in_flight),
         # Like the bare loop, 489s too (the operator skips them by default).
         selection=ErrorSelection(include_non_retryable=True),
     )
@@ -176,7 +177,7 @@ def engine_walk(
         rss_after = rss_mib()
     state = report.to_state()
     return Walk(
-        "engine",
+        side,
         traced,
         wall,
         cpu,
@@ -230,15 +231,77 @@ def bare_walk(url: str, from_ms: int, traced: bool) -> Walk:
     )
 
 
+def js_walk(url: str, from_ms: int, node_path: str) -> Walk:
+    """The official JS client's documented loop (bench/js_resume_loop.cjs), timed in node."""
+    script = Path(__file__).with_name("js_resume_loop.cjs")
+    done = subprocess.run(
+        ["node", str(script), url, DEV_TOKEN, str(from_ms)],
+        env={**os.environ, "NODE_PATH": node_path},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    measured = json.loads(done.stdout)
+    requests = {"resume": int(measured["calls"])}
+    return Walk(
+        "js",
+        False,
+        measured["wallMs"] / 1000,
+        measured["cpuMs"] / 1000,
+        requests,
+        int(measured["runs"]),
+    )
+
+
 def walk_in_child(
-    side: str, url: str, from_ms: int, report_path: str, traced: bool, profile: str | None
+    side: str,
+    url: str,
+    from_ms: int,
+    report_path: str,
+    traced: bool,
+    profile: str | None,
+    in_flight: int,
+    node_path: str,
 ) -> Walk:
-    if side == "engine":
-        walk = engine_walk(url, from_ms, report_path, traced, profile)
+    if side.startswith("engine"):
+        flight = 1 if side == "engine-1" else in_flight
+        walk = engine_walk(url, from_ms, report_path, traced, profile, flight, side)
+    elif side == "js":
+        walk = js_walk(url, from_ms, node_path)
     else:
         walk = bare_walk(url, from_ms, traced)
     walk.extra["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return walk
+
+
+#: The official client, pinned; installed into a cache with npm when ``node`` is here.
+JS_PACKAGE = "@upstash/workflow@1.3.3"
+
+
+def install_js_client() -> str | None:
+    """NODE_PATH of an npm install of the official client, or None (no node or npm)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        print("  node/npm not found: the official JS client's loop is left out")
+        return None
+    prefix = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wfdlq-bench-node"
+    modules = prefix / "node_modules"
+    if not (modules / "@upstash" / "workflow" / "package.json").exists():
+        command = ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix"]
+        done = subprocess.run([*command, str(prefix), JS_PACKAGE], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(
+                f"  npm install {JS_PACKAGE} failed; the JS loop is left out: {done.stderr[-300:]}"
+            )
+            return None
+    version = json.loads((modules / "@upstash" / "workflow" / "package.json").read_text())[
+        "version"
+    ]
+    print(f"  official JS client: @upstash/workflow {version} on node {node_version()}")
+    return str(modules)
+
+
+def node_version() -> str:
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
 
 
 # --- the server and the checks, in the parent --------------------------------------------
@@ -301,15 +364,18 @@ def verify(control: DevServerControl, walk: Walk, entries: int, report_path: str
     log = control.requests()
     check(len(log) < REQUEST_LOG_LIMIT, "the server's request log was trimmed")
     server_counts = Counter(request_kind(r["method"], r["path"]) for r in log)
-    server_counts["list"] -= 1  # the warm-up call before the walk
-    check(server_counts == Counter(walk.requests), (server_counts, walk.requests))
+    if walk.side == "js":  # node counted its resume calls; its warm-up lists elsewhere
+        server_counts = Counter({"resume": server_counts["resume"]})
+    else:
+        server_counts["list"] -= 1  # the warm-up call before the walk
+    check(+server_counts == Counter(walk.requests), (server_counts, walk.requests))
     # A read-back answers 404 when the server removed the entry it acted on, as it does here.
     statuses = Counter(
         (r["status"], request_kind(r["method"], r["path"]) == "read back") for r in log
     )
     check(set(statuses) <= {(200, False), (404, True)}, statuses)
     checked: dict[str, Any] = {"server_requests": len(log) - 1}
-    if walk.side == "engine":
+    if walk.side.startswith("engine"):
         extra = walk.extra
         check(extra["counts"] == {"resumed": entries}, extra["counts"])
         check(extra["stopped"] == "done", extra["stopped"])
@@ -337,9 +403,24 @@ def main() -> None:
     parser.add_argument(
         "--latency-ms", type=int, default=0, help="added by the server to every API call"
     )
+    parser.add_argument(
+        "--in-flight", type=int, default=4, help="pacing.in_flight of the engine side"
+    )
+    parser.add_argument(
+        "--sides",
+        default="engine,engine-1,bare,js",
+        help="comma-separated: engine (in_flight from --in-flight), engine-1 (in_flight=1, "
+        "the default), bare (httpx loop), js (the official client; needs node and npm)",
+    )
+    parser.add_argument("--no-traced", action="store_true", help="skip the tracemalloc walks")
     parser.add_argument("--profile", help="write cProfile stats of one engine walk here")
     args = parser.parse_args()
     n = args.entries
+    sides = [side.strip() for side in args.sides.split(",") if side.strip()]
+    node_path = install_js_client() if "js" in sides else None
+    if node_path is None and "js" in sides:
+        sides.remove("js")
+    args.sides_run = sides
 
     started = time.perf_counter()
     server, url = start_server(n, args.page_cap, args.seed, args.latency_ms)
@@ -355,8 +436,9 @@ def main() -> None:
         from_ms = frozen_at - 6 * DAY_MS  # seeded entries are 1 min to 5 days old
         plan: list[tuple[str, bool]] = []
         for _ in range(args.repeat):
-            plan += [("engine", False), ("bare", False)]
-        plan += [("engine", True), ("bare", True)]
+            plan += [(side, False) for side in sides]  # alternating, side by side
+        if not args.no_traced:
+            plan += [(side, True) for side in sides if side in ("engine", "bare")]
         with tempfile.TemporaryDirectory(prefix="redrive-bench-") as tmp:
             report_path = os.path.join(tmp, "report.jsonl")
             for index, (side, traced) in enumerate(plan):
@@ -365,15 +447,25 @@ def main() -> None:
                     control.reset(entries=n)
                     reset_s.append(time.perf_counter() - t0)
                     control.freeze_time(frozen_at)
-                profile = args.profile if side == "engine" and index == 0 else None
+                profile = args.profile if side == "engine" and not traced else None
                 cpu_before = server_cpu_s(server.pid)
-                job = pool.submit(walk_in_child, side, url, from_ms, report_path, traced, profile)
+                job = pool.submit(
+                    walk_in_child,
+                    side,
+                    url,
+                    from_ms,
+                    report_path,
+                    traced,
+                    profile,
+                    args.in_flight,
+                    node_path or "",
+                )
                 walk = job.result()
                 server_s = server_cpu_s(server.pid) - cpu_before
                 checked = verify(control, walk, n, report_path)
                 walks.append((walk, server_s, checked))
                 print(
-                    f"  {side:6} {'traced' if traced else 'timed ':6} "
+                    f"  {side:8} {'traced' if traced else 'timed ':6} "
                     f"{walk.wall_s * 1000:9.1f} ms  {sum(walk.requests.values()):6} requests  "
                     f"ok",
                     flush=True,
@@ -389,8 +481,16 @@ def main() -> None:
 
     print_table(args, startup_s, reset_s, walks)
     if args.profile:
-        print(f"\ncProfile of the first engine walk (client side) in {args.profile}; top 25:")
-        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(25)
+        print(f"\ncProfile of the last engine walk (client side) in {args.profile}; top 25:")
+        pstats.Stats(args.profile).sort_stats("tottime").print_stats(25)
+
+
+LABELS = {
+    "engine": "engine, in_flight={}",
+    "engine-1": "engine, in_flight=1",
+    "bare": "bare httpx loop",
+    "js": "official JS client",
+}
 
 
 def print_table(
@@ -400,110 +500,69 @@ def print_table(
     walks: list[tuple[Walk, float, dict[str, Any]]],
 ) -> None:
     n = args.entries
+    sides: list[str] = args.sides_run
 
     def timed(side: str) -> list[tuple[Walk, float, dict[str, Any]]]:
         return [w for w in walks if w[0].side == side and not w[0].traced]
 
-    def traced(side: str) -> Walk:
-        return next(w[0] for w in walks if w[0].side == side and w[0].traced)
-
     def median(side: str, value: Any) -> float:
         return float(statistics.median(value(w) for w in timed(side)))
 
-    wall = {s: median(s, lambda w: w[0].wall_s) for s in ("engine", "bare")}
-    cpu = {s: median(s, lambda w: w[0].cpu_s) for s in ("engine", "bare")}
-    server_cpu = {s: median(s, lambda w: w[1]) for s in ("engine", "bare")}
-    requests = {s: timed(s)[0][0].requests for s in ("engine", "bare")}
-    total = {s: sum(requests[s].values()) for s in ("engine", "bare")}
-    rss = {s: median(s, lambda w: w[0].rss_after - w[0].rss_before) for s in ("engine", "bare")}
-    peak = {s: traced(s).peak_bytes / 2**20 for s in ("engine", "bare")}
-    held = {s: traced(s).held_bytes / 2**20 for s in ("engine", "bare")}
-    extra = timed("engine")[0][0].extra
+    wall = {s: median(s, lambda w: w[0].wall_s) for s in sides}
+    cpu = {s: median(s, lambda w: w[0].cpu_s) for s in sides}
+    server_cpu = {s: median(s, lambda w: w[1]) for s in sides}
+    requests = {s: timed(s)[0][0].requests for s in sides}
+    total = {s: sum(requests[s].values()) for s in sides}
+    base = "bare" if "bare" in sides else sides[0]
 
-    def row(label: str, engine: str, bare: str, ratio: str = "") -> None:
-        print(f"  {label:34} {engine:>16} {bare:>16} {ratio:>12}")
+    def row(label: str, cells: list[str]) -> None:
+        print(f"  {label:30} " + " ".join(f"{c:>22}" for c in cells))
 
     print(
         f"\nredrive benchmark: {n} entries, server page cap {args.page_cap}, engine page "
         f"{ENGINE_PAGE}, clock frozen, dev server in its own process"
-        + (f", {args.latency_ms} ms added per API call" if args.latency_ms else "")
+        + (f", {args.latency_ms} ms added per API call" if args.latency_ms else ", loopback")
     )
     print(
         f"  python {platform.python_version()}, nproc {os.cpu_count()}; server start incl. "
-        f"seeding {startup_s:.2f} s; reset to {n} entries {statistics.median(reset_s):.2f} s "
-        f"(median of {len(reset_s)})"
+        f"seeding {startup_s:.2f} s; reset to {n} entries "
+        f"{statistics.median(reset_s) if reset_s else 0:.2f} s; walks alternate side by side"
     )
     repeat = f"median of {args.repeat}" if args.repeat > 1 else "1 walk each"
-    row("", "engine (Redrive)", "bare httpx loop", "engine/bare")
+    row("", [LABELS[s].format(args.in_flight) for s in sides])
+    row(f"wall time ({repeat})", [f"{wall[s] * 1000:.1f} ms" for s in sides])
+    row(f"  / {LABELS[base]}", [f"{wall[s] / wall[base]:.2f} x" for s in sides])
+    row("requests", [str(total[s]) for s in sides])
     row(
-        f"wall time ({repeat})",
-        f"{wall['engine'] * 1000:.1f} ms",
-        f"{wall['bare'] * 1000:.1f} ms",
-        f"{wall['engine'] / wall['bare']:.2f} x",
+        "  list / resume / read back",
+        [
+            f"{requests[s].get('list', 0)} / {requests[s].get('resume', 0)} / "
+            f"{requests[s].get('read back', 0)}"
+            for s in sides
+        ],
     )
-    row(
-        "requests (client = server log)",
-        str(total["engine"]),
-        str(total["bare"]),
-        f"{total['engine'] / total['bare']:.2f} x",
-    )
-    row(
-        "  list / resume calls",
-        f"{requests['engine'].get('list', 0)} / {requests['engine'].get('resume', 0)}",
-        f"{requests['bare'].get('list', 0)} / {requests['bare'].get('resume', 0)}",
-    )
-    row(
-        "  ms per request",
-        f"{wall['engine'] / total['engine'] * 1000:.2f}",
-        f"{wall['bare'] / total['bare'] * 1000:.2f}",
-    )
-    row(
-        "entries resumed per second",
-        f"{n / wall['engine']:,.0f}",
-        f"{n / wall['bare']:,.0f}",
-        f"{wall['bare'] / wall['engine']:.2f} x",
-    )
-    row(
-        "client CPU (walk process)",
-        f"{cpu['engine'] * 1000:.0f} ms",
-        f"{cpu['bare'] * 1000:.0f} ms",
-        f"{cpu['engine'] / cpu['bare']:.2f} x",
-    )
-    row(
-        "server CPU (dev server process)",
-        f"{server_cpu['engine'] * 1000:.0f} ms",
-        f"{server_cpu['bare'] * 1000:.0f} ms",
-        f"{server_cpu['engine'] / server_cpu['bare']:.2f} x",
-    )
-    row(
-        "client peak Python memory (traced)",
-        f"{peak['engine']:.2f} MiB",
-        f"{peak['bare']:.2f} MiB",
-    )
-    row("  still held after the walk", f"{held['engine']:.2f} MiB", f"{held['bare']:.2f} MiB")
-    row("client RSS growth over the walk", f"{rss['engine']:+.1f} MiB", f"{rss['bare']:+.1f} MiB")
-    row(
-        "traced walk wall time",
-        f"{traced('engine').wall_s * 1000:.1f} ms",
-        f"{traced('bare').wall_s * 1000:.1f} ms",
-    )
-    print(
-        f"  engine report: {extra['pages']} batches, {extra['store_writes']} ledger/checkpoint "
-        "writes, "
-        f"{extra['runs_in_result']} runs named in the result (truncated: "
-        f"{extra['runs_truncated']}), JSON-lines report maps all {n} dlqIds to their new runs "
-        "(checked against the action log)"
-    )
-    print(
-        f"  exactly once, both sides, every walk ({len(walks)}): {n} entries resumed once each, "
-        "none twice, none left, no other action (server action log)"
-    )
-    print("  " + PRICE.replace("\n", "\n  "))
-    if total["engine"] <= total["bare"]:
-        print(
-            f"  Here the server caps a filtered bulk call at {args.page_cap}, so the engine "
-            "needs no more requests in total."
+    row("client CPU", [f"{cpu[s] * 1000:.0f} ms" for s in sides])
+    row("server CPU (dev server process)", [f"{server_cpu[s] * 1000:.0f} ms" for s in sides])
+    traced = {w[0].side: w[0] for w in walks if w[0].traced}
+    if traced:
+        row(
+            "client peak Python memory",
+            [f"{traced[s].peak_bytes / 2**20:.2f} MiB" if s in traced else "-" for s in sides],
         )
+        row(
+            "client RSS growth over the walk",
+            [
+                f"{median(s, lambda w: w[0].rss_after - w[0].rss_before):+.1f} MiB"
+                if s != "js"
+                else "-"
+                for s in sides
+            ],
+        )
+    print(
+        f"  exactly once, every side, every walk ({len(walks)}): {n} entries resumed once "
+        "each, none twice, none left, no other action (server action log); the engine's "
+        "JSON-lines report maps every dlqId to its new run (checked against the action log)"
+    )
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ class Operations:
 
     # --- listing and reading --------------------------------------------------------------
 
-    def message_pages(self, filters: Any, count: Any) -> PageFlow[DLQPage]:
+    def message_pages(self, filters: Any, count: Any, lean: bool = False) -> PageFlow[DLQPage]:
         checked = DLQFilters.coerce(filters)
         if checked.dlq_ids:
             accepted = "filters without dlq_ids (get_message reads one entry by id)"
@@ -229,7 +229,7 @@ class Operations:
 
         def page(cursor: str | None) -> Flow[DLQPage]:
             call = Call("GET", DLQ, _paged(params, check_cursor(cursor), page_size))
-            return self._parsed(call, DLQPage.from_json)
+            return self._parsed(call, lambda data: DLQPage.from_json(data, lean))
 
         return page
 

@@ -134,10 +134,16 @@ class WorkflowDLQClient:
     # --- reading --------------------------------------------------------------------------
 
     def list_messages(
-        self, filters: FiltersArg = None, *, cursor: str | None = None, count: int | None = None
+        self,
+        filters: FiltersArg = None,
+        *,
+        cursor: str | None = None,
+        count: int | None = None,
+        lean: bool = False,
     ) -> DLQPage:
-        """One page of DLQ entries (``count`` 1..100, server default 100)."""
-        return self._run(self._ops.message_pages(filters, count)(cursor))
+        """One page of DLQ entries (``count`` 1..100, server default 100); ``lean``
+        decodes only what selecting and acting read (:meth:`DLQMessage.from_json`)."""
+        return self._run(self._ops.message_pages(filters, count, lean)(cursor))
 
     def iter_messages(
         self, filters: FiltersArg = None, *, count: int | None = None

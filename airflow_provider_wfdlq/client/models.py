@@ -183,8 +183,26 @@ class DLQMessage:
         return _text(self.raw, "failureFunctionState")
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
+    def from_json(cls, data: Mapping[str, Any], lean: bool = False) -> Self:
+        """The entry as sent. ``lean``: only what selecting and acting read (ids, times,
+        URLs, labels, the failed step's response, the failure callback's state); the
+        request's headers and body and the other fields keep their defaults, and ``raw``
+        is ``data`` itself, not a copy (a redrive's listing: a night can list 100k)."""
         info = data.get("failureCallbackInfo")
+        if lean:
+            return cls(
+                dlq_id=_required_text(data, "dlqId"),
+                workflow_run_id=_text(data, "workflowRunId"),
+                workflow_url=_text(data, "workflowUrl"),
+                created_at=_int(data, "createdAt"),
+                url=_text(data, "url"),
+                labels=_labels(data),
+                response_status=_int(data, "responseStatus"),
+                response_header=_headers(data, "responseHeader"),
+                response_body=_body(data, "responseBody"),
+                failure_callback_info=FailureCallbackInfo.from_json(info) if info else None,
+                raw=data,
+            )
         return cls(
             dlq_id=_required_text(data, "dlqId"),
             message_id=_text(data, "messageId"),
@@ -245,8 +263,10 @@ class DLQPage:
         return self.cursor is None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        messages = tuple(DLQMessage.from_json(item) for item in _objects(data, "messages"))
+    def from_json(cls, data: Mapping[str, Any], lean: bool = False) -> Self:
+        """``lean``: see :meth:`DLQMessage.from_json`."""
+        items = _objects(data, "messages")
+        messages = tuple(DLQMessage.from_json(item, lean) for item in items)
         return cls(messages=messages, cursor=_cursor(data))
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -27,6 +29,7 @@ from airflow_provider_wfdlq.client import (
     BadRequestError,
     DLQFilters,
     DLQMessage,
+    DLQPage,
     NotFoundError,
     WFDLQError,
     WorkflowDLQClient,
@@ -234,6 +237,8 @@ class PlanBuilder:
         pace: Callable[[], None] = lambda: None,
         should_stop: Callable[[], bool] = lambda: False,
         on_page: Callable[[Worklist], None] = lambda items: None,
+        prefetch: bool = False,
+        lean: bool = True,
     ) -> None:
         self.client = client
         self.judge, self.on_skip, self.on_vanished = judge, on_skip, on_vanished
@@ -245,6 +250,9 @@ class PlanBuilder:
         self.should_stop = should_stop
         #: Called after each page with the worklist so far (acting while listing).
         self.on_page = on_page
+        self.prefetch = prefetch
+        #: Decode only what judging and acting read (``list_messages(lean=True)``).
+        self.lean = lean
 
     # -- named entries ----------------------------------------------------------------------
 
@@ -269,44 +277,63 @@ class PlanBuilder:
     # -- filters ----------------------------------------------------------------------------
 
     def by_filters(self, filters: DLQFilters, seen: IdSet | None = None) -> Listing:
-        """Every entry matching ``filters``, but those in ``seen`` (an earlier pass's)."""
+        """Every entry matching ``filters``, but those in ``seen`` (an earlier pass's).
+
+        With ``prefetch``, the next page is asked for as soon as a page's cursor is known,
+        while this page is judged (and acted on): one list call ahead, no more."""
         listing = Listing(items=Worklist(), seen=IdSet() if seen is None else seen)
-        seen = listing.seen
         walk = _Cursors(filters)
-        while True:
-            if self.should_stop():
-                raise ListingStopped(listing)
-            self.pace()
-            try:
-                page = self.client.list_messages(
-                    walk.window, cursor=walk.cursor, count=self.page_size
-                )
-            except BadRequestError as exc:
-                if walk.cursor is None:
-                    raise
-                walk.start_over(exc.error)  # a stale cursor
-                continue
-            fresh = 0
-            for message in page.messages:
-                walk.saw(message.created_at)
-                if not seen.add(message.dlq_id):
+        with ThreadPoolExecutor(max_workers=1) if self.prefetch else nullcontext() as ahead:
+            pending: Future[DLQPage] | None = None
+            while True:
+                if self.should_stop():
+                    raise ListingStopped(listing)
+                try:
+                    if pending is None:
+                        self.pace()
+                        page = self._page(walk.window, walk.cursor)
+                    else:
+                        ahead_page, pending = pending, None
+                        page = ahead_page.result()
+                except BadRequestError as exc:
+                    if walk.cursor is None:
+                        raise
+                    walk.start_over(exc.error)  # a stale cursor
                     continue
-                fresh += 1
-                if len(seen) > self.max_entries:
-                    raise ListingError(
-                        f"more than {self.max_entries} entries match; narrow the filters "
-                        "(a shorter window) or raise max_entries"
-                    )
-                if message.dlq_id in self.exclude:
-                    listing.already_sent += 1
-                    continue
-                listing.listed += 1
-                self._take(message, listing.items)
-            self.on_page(listing.items)
-            if not walk.next(page.cursor or None, fresh):
-                break
+                if ahead is not None and page.cursor and walk.is_new(page.cursor):
+                    self.pace()
+                    pending = ahead.submit(self._page, walk.window, page.cursor)
+                fresh = self._judge_page(page, walk, listing)
+                self.on_page(listing.items)
+                if not walk.next(page.cursor or None, fresh):
+                    break
         listing.items.sort()
         return listing
+
+    def _page(self, window: DLQFilters, cursor: str | None) -> DLQPage:
+        return self.client.list_messages(
+            window, cursor=cursor, count=self.page_size, lean=self.lean
+        )
+
+    def _judge_page(self, page: DLQPage, walk: _Cursors, listing: Listing) -> int:
+        """Take or skip each entry not seen before; how many were new."""
+        fresh = 0
+        for message in page.messages:
+            walk.saw(message.created_at)
+            if not listing.seen.add(message.dlq_id):
+                continue
+            fresh += 1
+            if len(listing.seen) > self.max_entries:
+                raise ListingError(
+                    f"more than {self.max_entries} entries match; narrow the filters "
+                    "(a shorter window) or raise max_entries"
+                )
+            if message.dlq_id in self.exclude:
+                listing.already_sent += 1
+                continue
+            listing.listed += 1
+            self._take(message, listing.items)
+        return fresh
 
     def _take(self, message: DLQMessage, chosen: Worklist) -> None:
         reason = self.judge(message)
@@ -340,6 +367,10 @@ class _Cursors:
         self._last_at = at
         self._low = at if self._low is None else min(self._low, at)
         self._high = at if self._high is None else max(self._high, at)
+
+    def is_new(self, cursor: str) -> bool:
+        """A cursor not seen in this listing (one seen before ends it: :meth:`next`)."""
+        return cursor not in self._cursors and cursor != self.cursor
 
     def next(self, cursor: str | None, fresh: int) -> bool:
         """Go on with ``cursor`` (False: the listing is complete)."""

@@ -41,6 +41,7 @@ from airflow_provider_wfdlq.recovery.actor import (
 )
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger, MemoryStore, StateStore
 from airflow_provider_wfdlq.recovery.gate import SafetyGate, Tripped
+from airflow_provider_wfdlq.recovery.idset import IdSet
 from airflow_provider_wfdlq.recovery.incompatible import IncompatibleRestarts
 from airflow_provider_wfdlq.recovery.inflight import InFlight
 from airflow_provider_wfdlq.recovery.pacing import Pacer, Pacing
@@ -189,6 +190,7 @@ class Redrive:
         limit = plan.pacing.concurrency if plan.pacing.exact_pairing else plan.pacing.in_flight
         self.out = InFlight(self.actor.send, limit)
         self._sent_while_listing = 0
+        self._window = plan.filters
         self._extra = tuple(plan.overrides.label) + (
             (plan.audit_label,) if plan.audit_label else ()
         )
@@ -221,7 +223,7 @@ class Redrive:
                 self._stopped_while_listing(known_before, stopped.listing)
                 return self.report
             except ListingError as exc:
-                if not self.out:
+                if not self._sent_while_listing:
                     raise ListingError(f"{exc}; nothing was acted on") from exc
                 self._drain()
                 self.tries.save(listed=False)
@@ -236,6 +238,8 @@ class Redrive:
                 self.recorder.preview(listing.items.drain(), self.plan.max_resumes)
             else:
                 self._act_all(listing.items)
+                if self.report.stopped == Stop.DONE:
+                    self._act_on_missed(listing.seen)
         finally:
             self.out.close()
             self.recorder.sink.flush()
@@ -280,31 +284,42 @@ class Redrive:
             pace=self.pace,
             should_stop=self.should_stop,
             on_page=self._act_while_listing if overlap else lambda items: None,
+            prefetch=overlap,
         )
         if self.plan.filters.dlq_ids:
             return builder.by_ids(self.plan.filters.dlq_ids)
         bounded, bound = self.plan.filters.to_date, self.tries.bound
         to_date = bound if bounded is None else min(bounded, bound)
         window = replace(self.plan.filters, to_date=to_date)
+        self._window = window
         if not overlap:
             return builder.by_filters(window)
         self.recorder.held_skips = []
         listing = builder.by_filters(window)
-        if self.acted_while_listing and not self.actor.probe.seen_stay:
-            # Entries left the DLQ while it was being paged: a cursor that counts places
-            # (Upstash does not say it does not) may have stepped over some. A second pass,
-            # acting on nothing while it lists, finds them; it is short, since what was
-            # acted on has left.
-            builder.on_page = lambda items: None
-            sweep = builder.by_filters(window, seen=listing.seen)
-            listing.listed += sweep.listed
-            listing.already_sent += sweep.already_sent
-            for item in sweep.items.drain():
-                listing.items.append(item)
-            if sweep.listed:
-                log.warning("A second pass found %d entries the first missed.", sweep.listed)
-        listing.items.sort()
         self.recorder.release_skips()
+        return listing
+
+    def _second_pass(self, seen: IdSet) -> Listing | None:
+        """After acting while listing, where entries left the DLQ as it was paged: a cursor
+        that counts places (Upstash does not say it does not) may have stepped over some.
+        A second listing, acting on nothing while it lists, finds them; it is short, since
+        what was acted on has left."""
+        if not self._sent_while_listing or self.actor.probe.seen_stay:
+            return None
+        builder = PlanBuilder(
+            self.client,
+            judge=lambda message: judge(self.plan, message),
+            on_skip=lambda message, reason: self.recorder.skipped(Item.of(message), reason),
+            on_vanished=lambda dlq_id: None,
+            exclude=self.ledger,
+            page_size=self.plan.pacing.page_size,
+            max_entries=self.plan.max_entries,
+            pace=self.pace,
+            should_stop=self.should_stop,
+        )
+        listing = builder.by_filters(self._window, seen=seen)
+        if listing.listed:
+            log.warning("A second pass found %d entries the first missed.", listing.listed)
         return listing
 
     def _act_while_listing(self, queue: Worklist) -> None:
@@ -321,9 +336,17 @@ class Redrive:
                 self._refuse(listed=False)
             self.tries.save(settled=self.out.oldest_chunk(), listed=False)
 
-    @property
-    def acted_while_listing(self) -> bool:
-        return self._sent_while_listing > 0
+    def _act_on_missed(self, seen: IdSet) -> None:
+        try:
+            missed = self._second_pass(seen)
+        except ListingStopped:
+            self.report.stopped = Stop.STOPPED.value
+            return
+        if missed is None:
+            return
+        self.report.found += missed.listed
+        self.report.selected += len(missed.items)
+        self._act_all(missed.items)
 
     def _stopped_while_listing(self, known_before: int, listing: Listing | None) -> None:
         self.report.stopped = Stop.STOPPED.value

@@ -17,7 +17,13 @@ import pytest
 
 from airflow_provider_wfdlq.client import DLQFilters, ServerError, WorkflowDLQClient
 from airflow_provider_wfdlq.devserver import READINGS
-from airflow_provider_wfdlq.recovery import JsonLinesSink, MemoryStore, Pacing, Redrive
+from airflow_provider_wfdlq.recovery import (
+    JsonLinesSink,
+    ListingError,
+    MemoryStore,
+    Pacing,
+    Redrive,
+)
 from airflow_provider_wfdlq.recovery.inflight import InFlight
 from airflow_provider_wfdlq.recovery.plan import Worklist
 from tests.recovery.invariants import (
@@ -200,6 +206,40 @@ def test_named_ids_with_calls_in_flight(wfdlq_devserver: Any, client: WorkflowDL
     assert report.stopped == "done"
     check(server, report)
     assert report.found == 120
+
+
+def test_a_cursor_that_never_advances_still_ends_when_acting_while_listing(
+    wfdlq_devserver: Any, client: WorkflowDLQClient
+) -> None:
+    server = wfdlq_devserver
+    world(server, "frozen_cursor")
+    store = MemoryStore()
+
+    pacing = Pacing(in_flight=4)  # pages of 100: a batch goes out after the first page
+
+    with pytest.raises(ListingError, match=r"twice.*recorded"):
+        Redrive(client, plan(pacing=pacing), store=store).run()
+
+    acted = assert_never_twice(server)
+    assert len(server.control.requests()) < 40  # ended at once, one list call ahead at most
+    assert acted
+    report = Redrive(client, plan(pacing=pacing), store=store, should_stop=lambda: True).run()
+    assert report.counts["resumed"] == len(acted)  # the retry knows what the dead try did
+
+
+def test_a_lean_listing_keeps_what_judging_and_acting_read(
+    wfdlq_devserver: Any, client: WorkflowDLQClient
+) -> None:
+    world(wfdlq_devserver, "default", entries=30)
+    full = client.list_messages(count=30).messages
+    lean = client.list_messages(count=30, lean=True).messages
+    read = ["dlq_id", "workflow_run_id", "workflow_url", "created_at", "url", "labels"]
+    read += ["response_status", "response_header", "response_body", "failure_function_state"]
+    for a, b in zip(full, lean, strict=True):
+        assert {k: getattr(a, k) for k in read} == {k: getattr(b, k) for k in read}
+        assert b.raw == a.raw
+    assert any(m.body for m in full)
+    assert not any(m.body or m.header for m in lean)
 
 
 # -- the parts ----------------------------------------------------------------------------
