@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from airflow_provider_wfdlq.recovery.actor import Answer, Call
 
@@ -52,19 +53,24 @@ class InFlight:
         for call in calls:
             self.submit(call)
 
-    def answered(self, block: bool = False) -> list[tuple[Call, Answer]]:
+    def answered(
+        self, block: bool = False, until: Future[Any] | None = None
+    ) -> list[tuple[Call, Answer]]:
         """The calls answered so far, in the order they were sent; with ``block``, wait
-        until at least one is (if any is out). A worker's BaseException (a dying task)
-        is raised here."""
+        until at least one is (if any is out) or ``until`` is done. A worker's
+        BaseException (a dying task) is raised here."""
         if self._out:
-            done, _ = wait(
-                list(self._out), timeout=None if block else 0, return_when=FIRST_COMPLETED
-            )
-            for future in sorted(done, key=lambda f: self._out[f].chunk):
+            waiting: list[Future[Any]] = [*self._out, *([until] if until is not None else [])]
+            timeout = None if block else 0
+            done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in sorted((f for f in done if f in self._out), key=self._chunk):
                 call = self._out.pop(future)
                 self._answered.append((call, future.result()))
         answered, self._answered = self._answered, []
         return answered
+
+    def _chunk(self, future: Future[Any]) -> int:
+        return self._out[future].chunk
 
     def close(self) -> None:
         if self._pool is not None:

@@ -239,6 +239,7 @@ class PlanBuilder:
         on_page: Callable[[Worklist], None] = lambda items: None,
         prefetch: bool = False,
         lean: bool = True,
+        while_waiting: Callable[[Future[Any]], None] = lambda page: None,
     ) -> None:
         self.client = client
         self.judge, self.on_skip, self.on_vanished = judge, on_skip, on_vanished
@@ -251,6 +252,8 @@ class PlanBuilder:
         #: Called after each page with the worklist so far (acting while listing).
         self.on_page = on_page
         self.prefetch = prefetch
+        #: Called with the next page's future while it is out (acting goes on meanwhile).
+        self.while_waiting = while_waiting
         #: Decode only what judging and acting read (``list_messages(lean=True)``).
         self.lean = lean
 
@@ -294,6 +297,7 @@ class PlanBuilder:
                         page = self._page(walk.window, walk.cursor)
                     else:
                         ahead_page, pending = pending, None
+                        self.while_waiting(ahead_page)
                         page = ahead_page.result()
                 except BadRequestError as exc:
                     if walk.cursor is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -191,6 +192,7 @@ class Redrive:
         self.out = InFlight(self.actor.send, limit)
         self._sent_while_listing = 0
         self._window = plan.filters
+        self._queue = Worklist()
         self._extra = tuple(plan.overrides.label) + (
             (plan.audit_label,) if plan.audit_label else ()
         )
@@ -285,6 +287,7 @@ class Redrive:
             should_stop=self.should_stop,
             on_page=self._act_while_listing if overlap else lambda items: None,
             prefetch=overlap,
+            while_waiting=self._act_until,
         )
         if self.plan.filters.dlq_ids:
             return builder.by_ids(self.plan.filters.dlq_ids)
@@ -328,8 +331,17 @@ class Redrive:
         which calls were out."""
         if not self._sent_while_listing:
             self.tries.save(listed=False)
+        self._queue = queue
         self._send_more(queue, whole=False)
-        answered = self.out.answered()
+        self._read_while_listing(self.out.answered())
+
+    def _act_until(self, page: Future[Any]) -> None:
+        """While the next page is out: read each answer as it comes, send the next batch."""
+        while self.out and not page.done():
+            self._read_while_listing(self.out.answered(block=True, until=page))
+            self._send_more(self._queue, whole=False)
+
+    def _read_while_listing(self, answered: list[tuple[Call, Answer]]) -> None:
         if answered:
             self._read(answered)
             if self.actor.refusal is not None:
