@@ -447,7 +447,7 @@ def main() -> None:
                     control.reset(entries=n)
                     reset_s.append(time.perf_counter() - t0)
                     control.freeze_time(frozen_at)
-                profile = args.profile if side == "engine" and not traced else None
+                profile = args.profile if side.startswith("engine") and not traced else None
                 cpu_before = server_cpu_s(server.pid)
                 job = pool.submit(
                     walk_in_child,

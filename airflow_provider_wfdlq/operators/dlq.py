@@ -182,8 +182,10 @@ class ResumeDLQOperator(BaseOperator):
         (pause the redrive's flow-control key), ``restart_incompatible`` / ``max_restarts``.
     :param pacing: How the API is called (templated mapping): ``requests_per_second``,
         ``page_size`` (list, 1-100), ``batch_size`` (ids per action call, 1-50),
-        ``exact_pairing`` (one entry per call: every dlqId -> run pair a fact) and
-        ``concurrency`` (calls at a time with exact pairing).
+        ``exact_pairing`` (one entry per call: every dlqId -> run pair a fact),
+        ``concurrency`` (calls at a time with exact pairing) and ``in_flight`` (bulk calls
+        out at once, 1-8, default 1; more overlaps calls, and acting with listing when
+        nothing needs the whole plan first).
     :param audit_label: A label added to every new run, e.g. ``"airflow:{{ dag.dag_id }}"``;
         True means ``airflow:<dag_id>:<run_id>`` (characters labels cannot hold become ``-``).
     :param label_mode: ``"append"`` (default): new runs keep the entry's labels plus the
