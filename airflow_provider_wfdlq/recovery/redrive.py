@@ -31,6 +31,7 @@ from airflow_provider_wfdlq.client import (
     WorkflowDLQClient,
 )
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_labels
+from airflow_provider_wfdlq.recovery.actions import HousekeepingActor, spec_of
 from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe, Result, label_groups
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger, MemoryStore, StateStore
 from airflow_provider_wfdlq.recovery.gate import SafetyGate, Tripped
@@ -85,7 +86,16 @@ class RedrivePlan:
         try:
             Action(self.action)
         except ValueError:
-            raise ValidationError("action", self.action, "'resume' or 'restart'") from None
+            accepted = f"one of {[a.value for a in Action]}"
+            raise ValidationError("action", self.action, accepted) from None
+        refused = spec_of(Action(self.action)).refusals(
+            overrides=self.overrides,
+            labels=self.audit_label is not None,
+            safety_default=self.safety == SafetyPolicy(),
+        )
+        if refused is not None:
+            field_, value = refused
+            raise ValidationError(field_, value, f"nothing: {self.action} makes no new run")
         if self.label_mode not in LABEL_MODES:
             raise ValidationError("label_mode", self.label_mode, "'append' or 'replace'")
         if self.audit_label is not None and len(check_labels(self.audit_label, "audit_label")) != 1:
@@ -158,7 +168,8 @@ class Redrive:
             describe_time=describe_time,
         )
         self.pace = Pacer(plan.pacing.requests_per_second, sleep=sleep, monotonic=monotonic)
-        self.actor = BatchActor(
+        spec = spec_of(self.action)
+        self.actor = (BatchActor if spec.makes_run else HousekeepingActor)(
             client,
             self.action,
             self.ledger,
@@ -167,6 +178,7 @@ class Redrive:
             concurrency=plan.pacing.concurrency,
             batch_limit=plan.pacing.batch_size,
             pace=self.pace,
+            **({} if spec.makes_run else {"keep": self.recorder.entries}),
         )
         self.restarts = IncompatibleRestarts(
             client,
@@ -372,8 +384,13 @@ def _gate(
 def judge(plan: RedrivePlan, message: DLQMessage) -> str | None:
     """None to act on ``message``, else why it is skipped: its error (selection), or, in
     append mode, own labels that cannot be sent back (a comma or space would fail the call)."""
+    spec = spec_of(plan.action)
     reason = plan.selection.skip_reason(message)
+    if reason == "non_retryable" and not spec.makes_run:
+        reason = None  # "do not retry" is about running again; housekeeping runs nothing
     if reason is not None:
+        return reason
+    if (reason := spec.skip_reason(message)) is not None:
         return reason
     appending = plan.label_mode == "append" and (plan.audit_label or plan.overrides.label)
     if appending and any(not LABEL_PATTERN.fullmatch(label) for label in message.labels):

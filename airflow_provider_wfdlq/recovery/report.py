@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +48,14 @@ class JsonLinesSink:
 
     def flush(self) -> None:
         self._stream.flush()
+
+    def sync(self) -> None:
+        """Flush, and ask the OS to put it on disk where the stream is a local file (what
+        is written before a delete must outlive a crash right after the call)."""
+        self._stream.flush()
+        # An in-memory or object-store stream has no file: flushed is all there is.
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            os.fsync(self._stream.fileno())
 
 
 @dataclass

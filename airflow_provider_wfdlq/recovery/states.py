@@ -54,11 +54,24 @@ class PairedBy(StrEnum):
 class Action(StrEnum):
     RESUME = "resume"
     RESTART = "restart"
+    #: Housekeeping (:mod:`recovery.actions`): these make no new run.
+    DELETE = "delete"
+    RETRY_FAILURE_CALLBACK = "retry_failure_callback"
+    CANCEL_FAILURE_CALLBACK = "cancel_failure_callback"
 
     @property
     def done(self) -> str:
         """The report's word for an entry this action was carried out on."""
-        return "resumed" if self is Action.RESUME else "restarted"
+        return _DONE[self]
+
+
+_DONE = {
+    Action.RESUME: "resumed",
+    Action.RESTART: "restarted",
+    Action.DELETE: "deleted",
+    Action.RETRY_FAILURE_CALLBACK: "callback_retried",
+    Action.CANCEL_FAILURE_CALLBACK: "callback_canceled",
+}
 
 
 def count_key(outcome: Outcome, action: Action, why: str | None = None) -> str:
