@@ -40,6 +40,7 @@ class Recorder:
         self.report = report
         self.sink = sink
         self.action = action
+        self.makes_run = action in (Action.RESUME, Action.RESTART)
         self.retention = retention
         self.now_ms = now_ms
         self.metrics = metrics
@@ -71,6 +72,10 @@ class Recorder:
             return
         key = count_key(result.outcome, self.action)
         self.count(key)
+        if result.outcome in (Outcome.ACTED, Outcome.ACTED_RUN_UNKNOWN) and not self.makes_run:
+            item = result.item
+            named = {"dlq_id": item.dlq_id, "workflow_run_id": item.workflow_run_id}
+            self.report.add_entry({**named, "workflow_url": item.workflow_url, "event": key})
         self.sink.write(result.item.record(key, **extra))
 
     def left(self, item: Item, event: str, write: bool = True, **extra: Any) -> None:

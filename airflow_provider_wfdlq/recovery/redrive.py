@@ -113,11 +113,18 @@ class RedrivePlan:
                 "at least one filter or dlq_ids; acting on the whole DLQ needs resume_all=True",
             )
 
+    def effective_selection(self) -> ErrorSelection:
+        """The selection: "do not retry" (489) is about running again, so an action that
+        makes no run (housekeeping) does not skip 489s; its other rules all apply."""
+        if spec_of(self.action).makes_run or self.selection.include_non_retryable:
+            return self.selection
+        return replace(self.selection, include_non_retryable=True)
+
     def describe(self) -> dict[str, Any]:
         """The policies in force, in words, for the report."""
         labels = list(self.overrides.label) + ([self.audit_label] if self.audit_label else [])
         return {
-            "selection": self.selection.describe(),
+            "selection": self.effective_selection().describe(),
             "labels": f"{self.label_mode} {labels}" if labels else "unchanged",
             "restart_incompatible": self.safety.restart_incompatible,
             "pacing": self.pacing.describe(),
@@ -385,9 +392,7 @@ def judge(plan: RedrivePlan, message: DLQMessage) -> str | None:
     """None to act on ``message``, else why it is skipped: its error (selection), or, in
     append mode, own labels that cannot be sent back (a comma or space would fail the call)."""
     spec = spec_of(plan.action)
-    reason = plan.selection.skip_reason(message)
-    if reason == "non_retryable" and not spec.makes_run:
-        reason = None  # "do not retry" is about running again; housekeeping runs nothing
+    reason = plan.effective_selection().skip_reason(message)
     if reason is not None:
         return reason
     if (reason := spec.skip_reason(message)) is not None:

@@ -141,3 +141,55 @@ def test_errors_name_the_arguments_as_each_operator_calls_them(wfdlq_connection:
     # A typo in ResumeDLQOperator's action can never turn a resume into a deletion.
     with pytest.raises(AirflowFailException, match=r"action"):
         ResumeDLQOperator(task_id="r", filters={"label": "x"}, action="delete").build_plan()
+
+
+def test_the_nightly_example_housekeeping_branch_retries_callbacks_and_deletes_old_489s(
+    airflow_db: Path, wfdlq_devserver: Any, wfdlq_connection: str, tmp_path: Path
+) -> None:
+    import pendulum
+
+    server = wfdlq_devserver
+    server.control.reset(entries=0)
+    server.control.set_config(run_seconds=0, success_ratio=1.0)
+    night = pendulum.now("UTC").start_of("day")
+    in_window = int(night.subtract(hours=12).timestamp() * 1000)
+    long_ago = int(night.subtract(days=30).timestamp() * 1000)
+    do_not_retry = {
+        "responseStatus": 489,
+        "responseHeader": {"Upstash-NonRetryable-Error": ["true"]},
+    }
+    (retryable,) = server.control.seed_entries(count=1, createdAt=in_window, responseStatus=500)
+    failed_callbacks = server.control.seed_entries(
+        count=2,
+        createdAt=in_window + 1,
+        failureCallbackInfo={"state": "CALLBACK_FAIL"},
+        **do_not_retry,
+    )
+    old = server.control.seed_entries(count=2, createdAt=long_ago, **do_not_retry)
+    (old_500,) = server.control.seed_entries(count=1, createdAt=long_ago, responseStatus=500)
+    before = {e["dlqId"]: e for e in server.control.entries()}
+
+    outcome = run_dag(
+        dagbag(str(Path(__file__).resolve().parents[2] / "example_dags")).dags[
+            "nightly_dlq_recovery"
+        ],
+        conf={"report_dir": str(tmp_path), "housekeeping": True, "delete_after_days": 7},
+        logical_date=night,
+    )
+
+    assert outcome.state == "success", outcome.task_states
+    actions = server.control.actions()
+    assert [a["dlqId"] for a in actions if a["action"] == "resume"] == [retryable["dlqId"]]
+    retried = sorted(a["dlqId"] for a in actions if a["action"] == "callback_retry")
+    assert retried == sorted(e["dlqId"] for e in failed_callbacks)
+    deleted = sorted(a["dlqId"] for a in actions if a["action"] == "delete")
+    assert deleted == sorted(e["dlqId"] for e in old)  # old 489s only: not the old 500
+    assert old_500["dlqId"] in {e["dlqId"] for e in server.control.entries()}
+    date = night.subtract(days=1).to_date_string()
+    copies = _kept(tmp_path / "nightly_dlq_recovery" / f"{date}.deleted.jsonl")
+    assert copies == {i: before[i] for i in deleted}
+    morning = outcome.xcom["morning_report"]
+    house = morning["housekeeping"]
+    assert (house["deleted"], house["callbacks_retried"]) == (2, 2)
+    assert sorted(house["callbacks_retried_ids"]) == retried
+    assert "  housekeeping:" in morning["lines"]

@@ -268,6 +268,13 @@ def test_a_dry_run_deletes_nothing_and_names_exactly_what_would_go(
     assert would == {i for i, e in before.items() if e.get("responseStatus") == 489}
     assert report.counts["would_delete"] == len(would) > 0
 
+    # A status rule still applies to 489s (housekeeping only lifts "489s are skipped").
+    other = plan("delete", selection=ErrorSelection.coerce({"statuses": [500]}), dry_run=True)
+    report = Redrive(client, other).run()
+    would_500 = {i for i, e in before.items() if e.get("responseStatus") == 500}
+    assert report.counts["would_delete"] == len(would_500)
+    assert report.counts["skipped_status"] == ENTRIES - len(would_500)
+
 
 # -- failure callbacks ---------------------------------------------------------------------
 
