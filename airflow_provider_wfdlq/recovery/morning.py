@@ -304,7 +304,7 @@ def build_morning_report(
     """As :func:`_build_recovery`, plus what the ``housekeeping`` tasks did (their results,
     one or a list; a task that did not report is None): see :func:`housekeeping_summary`."""
     report = _build_recovery(preview=preview, resume=resume, follow=follow, title=title)
-    if housekeeping is None:
+    if is_missing(housekeeping):  # none given, or a template that rendered None
         return report
     summary = housekeeping_summary(housekeeping)
     problems = tuple(summary.pop("problems"))
