@@ -10,11 +10,13 @@ from enum import StrEnum
 class Outcome(StrEnum):
     """What became of one entry the task meant to act on: exactly one of these (I4)."""
 
-    #: The call acted on it and its new run is known (``paired_by`` says how).
+    #: The call acted on it and its new run is known (``paired_by`` says how); for an
+    #: action that makes no run (housekeeping), the call's answer says it was done.
     ACTED = "acted"
     #: Sent in a call whose answer was lost; the DLQ shows it left (the server was seen
     #: to remove resumed entries at once during this walk), so it was acted on; the run
     #: it became is unknown.
+    #: (Housekeeping: the DLQ shows it done: a deleted entry gone, a callback's state moved.)
     ACTED_RUN_UNKNOWN = "answer_lost"
     #: Sent in a call whose answer was lost (or that acted on fewer ids than it named) on
     #: a server that was not seen to remove resumed entries: nobody can tell. Never sent

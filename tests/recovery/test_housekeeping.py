@@ -154,6 +154,23 @@ def test_every_deleted_entry_is_in_the_report_in_full_when_the_server_deletes_it
     assert set(kept(path)) == set(deleted)
 
 
+@pytest.mark.parametrize("reading", sorted(r for r in READINGS if r != "frozen_cursor"))
+def test_deleting_everything_in_each_reading_is_once_oldest_first_and_adds_up(
+    wfdlq_devserver: Any, client: WorkflowDLQClient, reading: str
+) -> None:
+    server = wfdlq_devserver
+    before = world(server, reading)
+
+    report = Redrive(client, plan("delete")).run()
+
+    deleted = assert_once(server, "delete")
+    assert sorted(deleted) == sorted(before)
+    order = [(before[i]["createdAt"], i) for i in deleted]
+    assert order == sorted(order)  # oldest first (bulk calls go one at a time)
+    assert report.counts["deleted"] == ENTRIES
+    assert_counts_add_up(report)
+
+
 def test_a_lost_delete_answer_is_settled_by_the_dlq_and_the_entries_were_kept(
     wfdlq_devserver: Any, client: WorkflowDLQClient, tmp_path: Path
 ) -> None:
