@@ -169,8 +169,8 @@ with DAG(
     # the morning report alone (ignore_downstream_trigger_rules=False: "all_done" runs).
     housekeeping = ShortCircuitOperator(
         task_id="housekeeping",
-        python_callable=lambda on: bool(on),
-        op_args=["{{ params.housekeeping }}"],
+        # The param itself (a real bool), not its rendered text ("False" is a true string).
+        python_callable=lambda params: params["housekeeping"] is True,
         ignore_downstream_trigger_rules=False,
     )
     retry_callbacks = RetryFailureCallbackOperator(

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from airflow_provider_wfdlq.client import (
@@ -31,7 +32,7 @@ from airflow_provider_wfdlq.client import (
     WorkflowDLQClient,
 )
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_labels
-from airflow_provider_wfdlq.recovery.actions import HousekeepingActor, spec_of
+from airflow_provider_wfdlq.recovery.actions import ActionSpec, HousekeepingActor, spec_of
 from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe, Result, label_groups
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger, MemoryStore, StateStore
 from airflow_provider_wfdlq.recovery.gate import SafetyGate, Tripped
@@ -88,7 +89,7 @@ class RedrivePlan:
         except ValueError:
             accepted = f"one of {[a.value for a in Action]}"
             raise ValidationError("action", self.action, accepted) from None
-        refused = spec_of(Action(self.action)).refusals(
+        refused = self.spec.refusals(
             overrides=self.overrides,
             labels=self.audit_label is not None,
             safety_default=self.safety == SafetyPolicy(),
@@ -113,10 +114,16 @@ class RedrivePlan:
                 "at least one filter or dlq_ids; acting on the whole DLQ needs resume_all=True",
             )
 
+    @cached_property
+    def spec(self) -> ActionSpec:
+        """What the action is (:mod:`recovery.actions`)."""
+        return spec_of(Action(self.action))
+
+    @cached_property
     def effective_selection(self) -> ErrorSelection:
         """The selection: "do not retry" (489) is about running again, so an action that
         makes no run (housekeeping) does not skip 489s; its other rules all apply."""
-        if spec_of(self.action).makes_run or self.selection.include_non_retryable:
+        if self.spec.makes_run or self.selection.include_non_retryable:
             return self.selection
         return replace(self.selection, include_non_retryable=True)
 
@@ -124,7 +131,7 @@ class RedrivePlan:
         """The policies in force, in words, for the report."""
         labels = list(self.overrides.label) + ([self.audit_label] if self.audit_label else [])
         return {
-            "selection": self.effective_selection().describe(),
+            "selection": self.effective_selection.describe(),
             "labels": f"{self.label_mode} {labels}" if labels else "unchanged",
             "restart_incompatible": self.safety.restart_incompatible,
             "pacing": self.pacing.describe(),
@@ -175,7 +182,7 @@ class Redrive:
             describe_time=describe_time,
         )
         self.pace = Pacer(plan.pacing.requests_per_second, sleep=sleep, monotonic=monotonic)
-        spec = spec_of(self.action)
+        spec = plan.spec
         self.actor = (BatchActor if spec.makes_run else HousekeepingActor)(
             client,
             self.action,
@@ -391,11 +398,10 @@ def _gate(
 def judge(plan: RedrivePlan, message: DLQMessage) -> str | None:
     """None to act on ``message``, else why it is skipped: its error (selection), or, in
     append mode, own labels that cannot be sent back (a comma or space would fail the call)."""
-    spec = spec_of(plan.action)
-    reason = plan.effective_selection().skip_reason(message)
+    reason = plan.effective_selection.skip_reason(message)
     if reason is not None:
         return reason
-    if (reason := spec.skip_reason(message)) is not None:
+    if (reason := plan.spec.skip_reason(message)) is not None:
         return reason
     appending = plan.label_mode == "append" and (plan.audit_label or plan.overrides.label)
     if appending and any(not LABEL_PATTERN.fullmatch(label) for label in message.labels):
