@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Upstash Workflow DLQ",
                 "python-modules": [
                     "airflow_provider_wfdlq.operators.dlq",
+                    "airflow_provider_wfdlq.operators.housekeeping",
                     "airflow_provider_wfdlq.operators.report",
                 ],
             }

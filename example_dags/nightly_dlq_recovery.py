@@ -41,6 +41,17 @@ the workflow dead-letter queue and resumes them from the step that failed.
    to the task log and next to the JSON-lines report (`<date>.summary.json`). It runs even
    when `follow` failed (`trigger_rule="all_done"`), then fails too, so the DAG run shows
    that the night's recovery did not succeed.
+6. **housekeeping** (optional, off by default: trigger with `{"housekeeping": true}` or set
+   the `housekeeping` param): after the resume,
+   - **retry_callbacks** calls the failure callbacks (failure functions) of the night's
+     entries again where they failed (`CALLBACK_FAIL`; the others are skipped and counted),
+     so the refunds and alerts they do happen after all;
+   - **delete_old_489s** deletes 489 "do not retry" entries older than
+     `params.delete_after_days` days (at most 1000 a night). Those were in earlier nights'
+     reports (skipped as non-retryable); each one is also written in full (body, headers,
+     response) to `<date>.deleted.jsonl` before the delete call, so it can still be read,
+     and replayed by hand.
+   The morning report then also counts what was deleted and which callbacks were retried.
 
 The window is the data interval: the day before the run, inclusive at both ends as the API
 compares dates (an entry stamped exactly at midnight is resumed the first night and is gone
@@ -51,9 +62,14 @@ plain `"@daily"` has zero-length data intervals, which would select nothing.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import DAG, Param
 
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
+from airflow_provider_wfdlq.operators.housekeeping import (
+    DeleteDLQOperator,
+    RetryFailureCallbackOperator,
+)
 from airflow_provider_wfdlq.operators.report import DLQRecoveryReportOperator
 from airflow_provider_wfdlq.sensors.dlq import DLQFailureCallbackSensor
 from airflow_provider_wfdlq.sensors.runs import WorkflowRunSensor
@@ -75,7 +91,12 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    params={"report_dir": "/tmp/wfdlq-reports"},
+    params={
+        "report_dir": "/tmp/wfdlq-reports",
+        # The housekeeping branch (retry failed callbacks, delete old 489s): off by default.
+        "housekeeping": Param(False, type="boolean"),
+        "delete_after_days": Param(14, type="integer", minimum=1),
+    },
     tags=["upstash", "dlq", "recovery"],
 ) as dag:
     preview = ResumeDLQOperator(task_id="preview", filters=WINDOW, dry_run=True)
@@ -136,7 +157,34 @@ with DAG(
         resume="{{ ti.xcom_pull(task_ids='resume') }}",
         follow="{{ ti.xcom_pull(task_ids='follow', key='outcome') }}",  # pushed even on failure
         title="Morning report: {{ dag.dag_id }}, night of {{ data_interval_start | ds }}",
+        # What housekeeping did, when it is on (a list of the two results).
+        housekeeping="{{ ti.xcom_pull(task_ids=['retry_callbacks', 'delete_old_489s']) "
+        "if params.housekeeping else None }}",
         trigger_rule="all_done",
     )
 
     preview >> callbacks_final >> resume >> follow >> morning_report
+
+    # Housekeeping, off unless the param (or the run's conf) turns it on. Skipping it leaves
+    # the morning report alone (ignore_downstream_trigger_rules=False: "all_done" runs).
+    housekeeping = ShortCircuitOperator(
+        task_id="housekeeping",
+        # The param itself (a real bool), not its rendered text ("False" is a true string).
+        python_callable=lambda params: params["housekeeping"] is True,
+        ignore_downstream_trigger_rules=False,
+    )
+    retry_callbacks = RetryFailureCallbackOperator(
+        task_id="retry_callbacks",
+        filters={**WINDOW, "failure_function_state": "CALLBACK_FAIL"},
+        report_path=REPORT.replace(".jsonl", ".callbacks.jsonl"),
+    )
+    delete_old_489s = DeleteDLQOperator(
+        task_id="delete_old_489s",
+        filters={
+            "to_date": "{{ data_interval_start - macros.timedelta(days=params.delete_after_days) }}"
+        },
+        select={"statuses": [489]},
+        max_deletes=1000,
+        report_path=REPORT.replace(".jsonl", ".deleted.jsonl"),
+    )
+    resume >> housekeeping >> [retry_callbacks, delete_old_489s] >> morning_report

@@ -274,7 +274,10 @@ class Api:
 
     async def delete_bulk(self, request: Request) -> Response:
         query = parse_dlq_query(request.query_params.multi_items(), bulk=True)
-        records, cursor = self._bulk_selection(query.dlq_ids, query, capped=False)
+        dlq_ids = query.dlq_ids
+        if dlq_ids is not None and self.world.config.bulk_delete_missing == "skip":
+            dlq_ids = [i for i in dlq_ids if self.world.exists(i)]  # a reading: see WorldConfig
+        records, cursor = self._bulk_selection(dlq_ids, query, capped=False)
         for record in records:
             self.world.delete(record, "bulk")
         body: dict[str, Any] = {"deleted": len(records)}

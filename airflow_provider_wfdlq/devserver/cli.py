@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--created-at-format", default="ms", help="workflowCreatedAt of resume answers: ms|iso"
     )
     parser.add_argument(
+        "--bulk-delete-missing",
+        default="refuse",
+        help="a bulk delete by dlqIds naming a missing id: refuse (404) | skip",
+    )
+    parser.add_argument(
         "--allow-host",
         action="append",
         default=[],
@@ -154,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "offset_cursor": args.offset_cursor,
                 "rate_limit_reset_unit": args.rate_limit_reset_unit,
                 "created_at_format": args.created_at_format,
+                "bulk_delete_missing": args.bulk_delete_missing,
             }
         )
     except ValueError as error:

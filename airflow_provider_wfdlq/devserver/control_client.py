@@ -111,7 +111,8 @@ class DevServerControl:
         ({workflow URL: ratio}), run_seconds, callback_seconds, callback_outcome,
         rate_limit_rps, cursor_ttl_seconds, and the readings keep_resumed, resumed_lag,
         answer_order, max_ids_per_call, list_order, stale_cursor_every, frozen_cursor,
-        rate_limit_reset_unit, created_at_format, latency_ms (see `READINGS`)."""
+        rate_limit_reset_unit, created_at_format, latency_ms, bulk_delete_missing (see
+        `READINGS`)."""
         result: dict[str, Any] = self._call("POST", "/config", changes)
         return result
 

@@ -41,6 +41,8 @@ READINGS: dict[str, dict[str, Any]] = {
     "reset_ms": {"rate_limit_reset_unit": "ms"},
     # workflowCreatedAt of resume/restart answers as ISO-8601 text.
     "iso_created_at": {"created_at_format": "iso"},
+    # A bulk delete by dlqIds naming a missing id deletes the others (no 404).
+    "delete_skips_missing": {"bulk_delete_missing": "skip"},
     # Several at once: the worst case for a client that trusts order or removal.
     "hostile": {
         "keep_resumed": True,

@@ -101,6 +101,7 @@ class DevServer:
         rate_limit_reset_unit: str = "s",
         created_at_format: str = "ms",
         latency_ms: float = 0,
+        bulk_delete_missing: str = "refuse",
         faults: Iterable[FaultLike] = (),
         allowed_hosts: Iterable[str] = (),
         log_level: str = "warning",
@@ -128,6 +129,7 @@ class DevServer:
                 "rate_limit_reset_unit": rate_limit_reset_unit,
                 "created_at_format": created_at_format,
                 "latency_ms": latency_ms,
+                "bulk_delete_missing": bulk_delete_missing,
             }
         )
         self.state = build_state(

@@ -12,7 +12,7 @@ import copy
 import heapq
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,6 +83,10 @@ class WorldConfig:
     created_at_format: str = "ms"
     #: Delay added to every real-API request (asyncio.sleep, requests overlap).
     latency_ms: float = 0
+    #: A bulk delete by ``dlqIds`` naming a missing id: ``refuse`` (404, nothing deleted,
+    #: as bulk resume) or ``skip`` (delete the others, answer how many). Upstash documents
+    #: no 404 for the bulk delete.
+    bulk_delete_missing: str = "refuse"
 
     def updated(self, changes: dict[str, Any]) -> WorldConfig:
         """A validated copy; ValueError names the offending key."""
@@ -125,6 +129,7 @@ class WorldConfig:
         _check_choice("list_order", self.list_order, LIST_ORDERS)
         _check_choice("rate_limit_reset_unit", self.rate_limit_reset_unit, RESET_UNITS)
         _check_choice("created_at_format", self.created_at_format, CREATED_AT_FORMATS)
+        _check_choice("bulk_delete_missing", self.bulk_delete_missing, BULK_DELETE_MISSING)
         if (
             isinstance(self.latency_ms, bool)
             or not isinstance(self.latency_ms, int | float)
@@ -137,6 +142,7 @@ ANSWER_ORDERS = ("sent", "reversed", "shuffled")
 LIST_ORDERS = ("oldest", "newest")
 RESET_UNITS = ("s", "ms")
 CREATED_AT_FORMATS = ("ms", "iso")
+BULK_DELETE_MISSING = ("refuse", "skip")
 
 
 def _check_bool(name: str, value: Any) -> None:
@@ -235,6 +241,9 @@ class World:
         self.paused_flow_keys: set[str] = set()
         self._held_runs: dict[str, list[str]] = {}
         self.actions: list[dict[str, Any]] = []
+        #: In-process tests only: called with each action record as the server acts,
+        #: before it answers (e.g. to look at what a client wrote before this call).
+        self.on_action: Callable[[dict[str, Any]], None] | None = None
         #: Real-API requests seen since the reset (the clock of ``resumed_lag``).
         self.api_requests = 0
         self._lagging: dict[DlqKey, int] = {}  # entry -> last request number it shows in
@@ -333,6 +342,13 @@ class World:
         if record is None or record.dlq_id != dlq_id:
             raise not_found()
         return record
+
+    def exists(self, dlq_id: str) -> bool:
+        try:
+            self.get(dlq_id)
+        except ApiError:
+            return False
+        return True
 
     def select(self, dlq_ids: Iterable[str]) -> list[DlqRecord]:
         """All of them or a 404: a bulk call by ids does nothing unless every id exists."""
@@ -514,18 +530,19 @@ class World:
         created_at: int | None = None,
         overrides: dict[str, str] | None = None,
     ) -> None:
-        self.actions.append(
-            {
-                "action": action,
-                "dlqId": record.dlq_id,
-                "workflowRunId": record.message.get("workflowRunId"),
-                "newWorkflowRunId": new_run,
-                "newWorkflowCreatedAt": created_at,
-                "overrides": overrides or {},
-                "via": via,
-                "at": self.clock.now_ms(),
-            }
-        )
+        entry = {
+            "action": action,
+            "dlqId": record.dlq_id,
+            "workflowRunId": record.message.get("workflowRunId"),
+            "newWorkflowRunId": new_run,
+            "newWorkflowCreatedAt": created_at,
+            "overrides": overrides or {},
+            "via": via,
+            "at": self.clock.now_ms(),
+        }
+        self.actions.append(entry)
+        if self.on_action is not None:
+            self.on_action(dict(entry))
 
     # ----------------------------------------------------------------- control seeding
 

@@ -212,6 +212,8 @@ class ResumeDLQOperator(BaseOperator):
         "pacing": "json",
     }
     ui_color = "#e8f4f8"
+    #: What ``action=`` takes; housekeeping has its own operators (operators/housekeeping.py).
+    actions: tuple[str, ...] = ("resume", "restart")
 
     def __init__(
         self,
@@ -279,7 +281,7 @@ class ResumeDLQOperator(BaseOperator):
             plan = RedrivePlan(
                 filters=DLQFilters.coerce(_mapping("filters", values["filters"] or {})),
                 overrides=Overrides.coerce(overrides),
-                action=_action(values["action"]),
+                action=_action(values["action"], self.actions),
                 max_resumes=None
                 if max_resumes is None
                 else check_count(max_resumes, "max_resumes"),
@@ -526,11 +528,10 @@ def _refuse_a_zero_length_window(filters: DLQFilters) -> None:
         )
 
 
-def _action(value: Any) -> Action:
-    try:
-        return Action(value)
-    except ValueError:
-        raise ValidationError("action", value, "'resume' or 'restart'") from None
+def _action(value: Any, allowed: tuple[str, ...] = ("resume", "restart")) -> Action:
+    if value not in allowed:
+        raise ValidationError("action", value, " or ".join(repr(a) for a in allowed))
+    return Action(value)
 
 
 def map_index_of(context: Context | None) -> int | None:

@@ -46,14 +46,29 @@ class DLQRecoveryReportOperator(BaseOperator):
         for a mapped resume the first partition's without its ``.<map_index>``; no file
         when neither is set). Any ``ObjectStoragePath`` URL.
     :param title: The summary's first line (templated).
+    :param housekeeping: The results of housekeeping tasks (``DeleteDLQOperator``,
+        ``RetryFailureCallbackOperator``, ...), one or a list (templated; optional): the
+        summary counts what was deleted and which callbacks were retried or canceled.
     :param fail_on_problems: After writing the report, fail when the resume or the follow-up
         failed or did not report (default True), so the DAG run shows that the night's
         recovery did not succeed even though this last task ran.
     :return: The summary as a dict (``lines`` holds the text), with ``summary_path``.
     """
 
-    template_fields: Sequence[str] = ("preview", "resume", "follow", "report_path", "title")
-    template_fields_renderers = {"preview": "json", "resume": "json", "follow": "json"}
+    template_fields: Sequence[str] = (
+        "preview",
+        "resume",
+        "follow",
+        "report_path",
+        "title",
+        "housekeeping",
+    )
+    template_fields_renderers = {
+        "preview": "json",
+        "resume": "json",
+        "follow": "json",
+        "housekeeping": "json",
+    }
     ui_color = "#fdf5e6"
 
     def __init__(
@@ -65,6 +80,7 @@ class DLQRecoveryReportOperator(BaseOperator):
         report_path: Any = None,
         title: str = "Morning report",
         fail_on_problems: bool | str = True,
+        housekeeping: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,12 +90,17 @@ class DLQRecoveryReportOperator(BaseOperator):
         self.report_path = report_path
         self.title = title
         self.fail_on_problems = fail_on_problems
+        self.housekeeping = housekeeping
 
     def build_report(self) -> MorningReport:
         """Validate the rendered arguments and build the summary (no I/O)."""
         try:
             return build_morning_report(
-                preview=self.preview, resume=self.resume, follow=self.follow, title=self.title
+                preview=self.preview,
+                resume=self.resume,
+                follow=self.follow,
+                title=self.title,
+                housekeeping=getattr(self, "housekeeping", None),
             )
         except ValidationError as exc:
             raise AirflowFailException(str(exc)) from exc

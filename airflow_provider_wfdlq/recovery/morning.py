@@ -24,6 +24,7 @@ __all__ = [
     "build_morning_report",
     "coerce_result",
     "coerce_results",
+    "housekeeping_summary",
     "is_many",
     "merge_follow",
     "merge_results",
@@ -185,6 +186,8 @@ class MorningReport:
     #: One report per partition of a mapped recovery (``.expand()``), in map-index order;
     #: None for a partition that did not report. Empty for an unmapped one.
     partitions: tuple[MorningReport | None, ...] = ()
+    #: What housekeeping did (:func:`housekeeping_summary`); empty when none reported.
+    housekeeping: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -208,6 +211,7 @@ class MorningReport:
                 for part in self.partitions
             ],
             "lines": self.lines(),
+            **({"housekeeping": dict(self.housekeeping)} if self.housekeeping else {}),
         }
 
     def lines(self) -> list[str]:
@@ -248,6 +252,7 @@ class MorningReport:
                 f"    #{i}  " + ("did not report" if part is None else part.one_line())
                 for i, part in enumerate(self.partitions)
             )
+        out.extend(_housekeeping_lines(self.housekeeping))
         out.extend(f"  note: {note}" for note in self.notes)
         out.extend(f"  PROBLEM: {problem}" for problem in self.problems)
         return out
@@ -289,6 +294,24 @@ def _found(preview: Mapping[str, Any] | None, resume: Mapping[str, Any] | None) 
 
 
 def build_morning_report(
+    *,
+    preview: Any = None,
+    resume: Any = None,
+    follow: Any = None,
+    title: str = "Morning report",
+    housekeeping: Any = None,
+) -> MorningReport:
+    """As :func:`_build_recovery`, plus what the ``housekeeping`` tasks did (their results,
+    one or a list; a task that did not report is None): see :func:`housekeeping_summary`."""
+    report = _build_recovery(preview=preview, resume=resume, follow=follow, title=title)
+    if is_missing(housekeeping):  # none given, or a template that rendered None
+        return report
+    summary = housekeeping_summary(housekeeping)
+    problems = tuple(summary.pop("problems"))
+    return _with(report, housekeeping=summary, problems=report.problems + problems)
+
+
+def _build_recovery(
     *,
     preview: Any = None,
     resume: Any = None,
@@ -443,3 +466,69 @@ def summary_path_for(report_path: str) -> str:
     head, sep, name = report_path.rpartition("/")
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name.rsplit(".", 1)[0] or name
     return f"{head}{sep}{stem}.summary.json"
+
+
+#: Housekeeping actions: what the morning report calls them, and their results' count.
+_HOUSEKEEPING: Final = {
+    "delete": ("deleted", "deleted"),
+    "retry_failure_callback": ("callbacks_retried", "callback_retried"),
+    "cancel_failure_callback": ("callbacks_canceled", "callback_canceled"),
+}
+
+
+def housekeeping_summary(value: Any) -> dict[str, Any]:
+    """What the housekeeping tasks did, from their results (one, or a list; None for a task
+    that did not report): how many entries were deleted and callbacks retried or canceled
+    (answers lost but settled by the DLQ included), which ones (as far as each result
+    names them), what was left or skipped, where each deletion's full copies are, and
+    what did not report or stays unknown (``problems``)."""
+    parts = coerce_results(value, "housekeeping") if is_many(value) else _one(value, "housekeeping")
+    summary: dict[str, Any] = {name: 0 for name, _ in _HOUSEKEEPING.values()}
+    named: dict[str, list[Any]] = {name: [] for name, _ in _HOUSEKEEPING.values()}
+    reports: list[str] = []
+    left = unknown = 0
+    problems: list[str] = []
+    for part in parts or [None]:
+        if part is None:
+            problems.append("a housekeeping task did not report (failed or did not run)")
+            continue
+        if str(part.get("action")) not in _HOUSEKEEPING or part.get("dry_run"):
+            continue  # not housekeeping, or a preview (it did nothing)
+        name, word = _HOUSEKEEPING[str(part.get("action"))]
+        counts = {str(k): _int(v) for k, v in (part.get("counts") or {}).items()}
+        summary[name] += counts.get(word, 0) + counts.get(f"{word}_answer_lost", 0)
+        named[name] += [
+            e.get("dlq_id") for e in part.get("entries") or () if isinstance(e, Mapping)
+        ]
+        left += sum(v for k, v in counts.items() if k.startswith("left_"))
+        unknown += counts.get("answer_lost_unknown", 0)
+        if part.get("report_path") and name == "deleted":
+            reports.append(str(part["report_path"]))
+    if unknown:
+        problems.append(
+            f"{unknown} housekeeping entr{'y' if unknown == 1 else 'ies'}: an answer was lost "
+            "and the DLQ cannot tell whether it was done; never sent again: check them"
+        )
+    summary.update(
+        {f"{name}_ids": ids for name, ids in named.items() if ids},
+        left=left,
+        deleted_entries_in=reports,
+        problems=problems,
+    )
+    return summary
+
+
+def _housekeeping_lines(summary: Mapping[str, Any]) -> list[str]:
+    if not summary:
+        return []
+    out = ["  housekeeping:"]
+    for name, _ in _HOUSEKEEPING.values():
+        ids = [str(i) for i in summary.get(f"{name}_ids") or ()]
+        more = ", ..." if len(ids) > MAX_FAILED_SHOWN else ""
+        shown = f"  ({', '.join(ids[:MAX_FAILED_SHOWN])}{more})"
+        out.append(f"    {_label(name):<19} {summary.get(name, 0)}" + (shown if ids else ""))
+    if summary.get("left"):
+        out.append(f"    {'left for next time':<19} {summary['left']}")
+    for path in summary.get("deleted_entries_in") or ():
+        out.append(f"    deleted entries, in full, in {path}")
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wfdlq.recovery.actor import Result
@@ -15,6 +15,9 @@ from airflow_provider_wfdlq.recovery.retention import Retention
 from airflow_provider_wfdlq.recovery.states import Action, Outcome, Stop, count_key
 
 log = logging.getLogger("airflow_provider_wfdlq.recovery")
+
+#: The report event of an entry written in full before it is deleted (recovery.actions).
+ENTRY_BEFORE_DELETE = "entry_before_delete"
 
 #: Counts a listing makes; a retry lists again, so a checkpoint does not keep them.
 LISTING_COUNTS = ("skipped_", "expiring_", "left_", "would_")
@@ -37,6 +40,7 @@ class Recorder:
         self.report = report
         self.sink = sink
         self.action = action
+        self.makes_run = action in (Action.RESUME, Action.RESTART)
         self.retention = retention
         self.now_ms = now_ms
         self.metrics = metrics
@@ -71,6 +75,10 @@ class Recorder:
             return
         key = count_key(result.outcome, self.action)
         self.count(key)
+        if result.outcome in (Outcome.ACTED, Outcome.ACTED_RUN_UNKNOWN) and not self.makes_run:
+            item = result.item
+            named = {"dlq_id": item.dlq_id, "workflow_run_id": item.workflow_run_id}
+            self.report.add_entry({**named, "workflow_url": item.workflow_url, "event": key})
         self.sink.write(result.item.record(key, **extra))
 
     def left(self, item: Item, event: str, write: bool = True, **extra: Any) -> None:
@@ -125,6 +133,16 @@ class Recorder:
         self.report.stopped = (Stop.MAX_RESUMES if rest else Stop.DONE).value
         if shown:
             log.info("Would %s:\n%s", self.action.value, format_table(shown, self.describe_time))
+
+    def entries(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Entries about to be deleted, each in full (all the API gives: body, headers,
+        response), written and synced to the report before the call goes out."""
+        for entry in entries:
+            self.sink.write(
+                {"event": ENTRY_BEFORE_DELETE, "dlq_id": entry.get("dlqId"), "entry": entry}
+            )
+        sync = getattr(self.sink, "sync", None)
+        (sync or self.sink.flush)()
 
     def event(self, record: dict[str, Any]) -> None:
         """A walk event (a trip, a pause) in the JSON-lines report."""

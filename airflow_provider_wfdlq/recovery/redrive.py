@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from airflow_provider_wfdlq.client import (
@@ -32,6 +33,7 @@ from airflow_provider_wfdlq.client import (
     WorkflowDLQClient,
 )
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_labels
+from airflow_provider_wfdlq.recovery.actions import ActionSpec, HousekeepingActor, spec_of
 from airflow_provider_wfdlq.recovery.actor import (
     Answer,
     BatchActor,
@@ -96,7 +98,16 @@ class RedrivePlan:
         try:
             Action(self.action)
         except ValueError:
-            raise ValidationError("action", self.action, "'resume' or 'restart'") from None
+            accepted = f"one of {[a.value for a in Action]}"
+            raise ValidationError("action", self.action, accepted) from None
+        refused = self.spec.refusals(
+            overrides=self.overrides,
+            labels=self.audit_label is not None,
+            safety_default=self.safety == SafetyPolicy(),
+        )
+        if refused is not None:
+            field_, value = refused
+            raise ValidationError(field_, value, f"nothing: {self.action} makes no new run")
         if self.label_mode not in LABEL_MODES:
             raise ValidationError("label_mode", self.label_mode, "'append' or 'replace'")
         if self.audit_label is not None and len(check_labels(self.audit_label, "audit_label")) != 1:
@@ -114,11 +125,24 @@ class RedrivePlan:
                 "at least one filter or dlq_ids; acting on the whole DLQ needs resume_all=True",
             )
 
+    @cached_property
+    def spec(self) -> ActionSpec:
+        """What the action is (:mod:`recovery.actions`)."""
+        return spec_of(Action(self.action))
+
+    @cached_property
+    def effective_selection(self) -> ErrorSelection:
+        """The selection: "do not retry" (489) is about running again, so an action that
+        makes no run (housekeeping) does not skip 489s; its other rules all apply."""
+        if self.spec.makes_run or self.selection.include_non_retryable:
+            return self.selection
+        return replace(self.selection, include_non_retryable=True)
+
     def describe(self) -> dict[str, Any]:
         """The policies in force, in words, for the report."""
         labels = list(self.overrides.label) + ([self.audit_label] if self.audit_label else [])
         return {
-            "selection": self.selection.describe(),
+            "selection": self.effective_selection.describe(),
             "labels": f"{self.label_mode} {labels}" if labels else "unchanged",
             "restart_incompatible": self.safety.restart_incompatible,
             "pacing": self.pacing.describe(),
@@ -169,7 +193,8 @@ class Redrive:
             describe_time=describe_time,
         )
         self.pace = Pacer(plan.pacing.requests_per_second, sleep=sleep, monotonic=monotonic)
-        self.actor = BatchActor(
+        spec = plan.spec
+        self.actor = (BatchActor if spec.makes_run else HousekeepingActor)(
             client,
             self.action,
             self.ledger,
@@ -178,6 +203,7 @@ class Redrive:
             concurrency=plan.pacing.concurrency,
             batch_limit=plan.pacing.batch_size,
             pace=self.pace,
+            **({} if spec.makes_run else {"keep": self.recorder.entries}),
         )
         self.restarts = IncompatibleRestarts(
             client,
@@ -189,6 +215,8 @@ class Redrive:
         )
         self.gate = _gate(self, follow=follow, sleep=sleep, monotonic=monotonic)
         limit = plan.pacing.concurrency if plan.pacing.exact_pairing else plan.pacing.in_flight
+        if not spec.makes_run:
+            limit = 1  # housekeeping calls go one at a time, on the task's thread
         self.out = InFlight(self.actor.send, limit)
         self._sent_while_listing = 0
         self._window = plan.filters
@@ -262,6 +290,7 @@ class Redrive:
         plan = self.plan
         return (
             plan.pacing.in_flight > 1
+            and plan.spec.makes_run
             and not plan.pacing.exact_pairing
             and not plan.dry_run
             and not plan.filters.dlq_ids
@@ -530,8 +559,10 @@ def _gate(
 def judge(plan: RedrivePlan, message: DLQMessage) -> str | None:
     """None to act on ``message``, else why it is skipped: its error (selection), or, in
     append mode, own labels that cannot be sent back (a comma or space would fail the call)."""
-    reason = plan.selection.skip_reason(message)
+    reason = plan.effective_selection.skip_reason(message)
     if reason is not None:
+        return reason
+    if (reason := plan.spec.skip_reason(message)) is not None:
         return reason
     appending = plan.label_mode == "append" and (plan.audit_label or plan.overrides.label)
     if appending and any(not LABEL_PATTERN.fullmatch(label) for label in message.labels):

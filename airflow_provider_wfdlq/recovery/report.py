@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +17,8 @@ DEFAULT_MAX_RUNS_IN_RESULT = 1000
 MAX_GROUPS = 50
 #: How many expiring entries the XCom result names (all are counted and in the report file).
 MAX_EXPIRING = 100
+#: How many entries a housekeeping result names (deleted, callbacks retried or canceled).
+MAX_ENTRIES_NAMED = 100
 
 
 class ReportSink(Protocol):
@@ -46,6 +51,14 @@ class JsonLinesSink:
     def flush(self) -> None:
         self._stream.flush()
 
+    def sync(self) -> None:
+        """Flush, and ask the OS to put it on disk where the stream is a local file (what
+        is written before a delete must outlive a crash right after the call)."""
+        self._stream.flush()
+        # An in-memory or object-store stream has no file: flushed is all there is.
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            os.fsync(self._stream.fileno())
+
 
 @dataclass
 class RedriveReport:
@@ -71,6 +84,12 @@ class RedriveReport:
     #: Entries the latest listing found (matching the filters) and selected to act on.
     found: int = 0
     selected: int = 0
+    #: Housekeeping (no runs): the entries acted on, capped at MAX_ENTRIES_NAMED.
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_entry(self, record: Mapping[str, Any]) -> None:
+        if len(self.entries) < MAX_ENTRIES_NAMED:
+            self.entries.append(dict(record))
 
     def add_expiring(self, record: Mapping[str, Any]) -> None:
         if len(self.expiring) < MAX_EXPIRING:
@@ -121,6 +140,8 @@ class RedriveReport:
             "safety": dict(self.safety),
             "found": self.found,
             "selected": self.selected,
+            # Only a housekeeping walk names entries: a resume's result keeps its shape.
+            **({"entries": list(self.entries)} if self.entries else {}),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -131,6 +152,7 @@ class RedriveReport:
         self.runs_truncated = bool(state.get("runs_truncated", False))
         self.expiring = list(state.get("expiring", []))
         self.safety = dict(state.get("safety", {}))
+        self.entries = list(state.get("entries", []))
         self.groups = Counter(
             {
                 (g["workflow_url"], g["response_status"]): g["entries"]

@@ -10,11 +10,13 @@ from enum import StrEnum
 class Outcome(StrEnum):
     """What became of one entry the task meant to act on: exactly one of these (I4)."""
 
-    #: The call acted on it and its new run is known (``paired_by`` says how).
+    #: The call acted on it and its new run is known (``paired_by`` says how); for an
+    #: action that makes no run (housekeeping), the call's answer says it was done.
     ACTED = "acted"
     #: Sent in a call whose answer was lost; the DLQ shows it left (the server was seen
     #: to remove resumed entries at once during this walk), so it was acted on; the run
     #: it became is unknown.
+    #: (Housekeeping: the DLQ shows it done: a deleted entry gone, a callback's state moved.)
     ACTED_RUN_UNKNOWN = "answer_lost"
     #: Sent in a call whose answer was lost (or that acted on fewer ids than it named) on
     #: a server that was not seen to remove resumed entries: nobody can tell. Never sent
@@ -54,11 +56,24 @@ class PairedBy(StrEnum):
 class Action(StrEnum):
     RESUME = "resume"
     RESTART = "restart"
+    #: Housekeeping (:mod:`recovery.actions`): these make no new run.
+    DELETE = "delete"
+    RETRY_FAILURE_CALLBACK = "retry_failure_callback"
+    CANCEL_FAILURE_CALLBACK = "cancel_failure_callback"
 
     @property
     def done(self) -> str:
         """The report's word for an entry this action was carried out on."""
-        return "resumed" if self is Action.RESUME else "restarted"
+        return _DONE[self]
+
+
+_DONE = {
+    Action.RESUME: "resumed",
+    Action.RESTART: "restarted",
+    Action.DELETE: "deleted",
+    Action.RETRY_FAILURE_CALLBACK: "callback_retried",
+    Action.CANCEL_FAILURE_CALLBACK: "callback_canceled",
+}
 
 
 def count_key(outcome: Outcome, action: Action, why: str | None = None) -> str:
