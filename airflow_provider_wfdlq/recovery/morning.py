@@ -443,3 +443,53 @@ def summary_path_for(report_path: str) -> str:
     head, sep, name = report_path.rpartition("/")
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else name.rsplit(".", 1)[0] or name
     return f"{head}{sep}{stem}.summary.json"
+
+
+def page_details(*, preview: Any = None, resume: Any = None, follow: Any = None) -> dict[str, Any]:
+    """What the morning report page needs beyond the summary's figures, kept in the summary
+    file so the page is made from the report files alone: the canary's and breaker's
+    verdicts and the paused key (one per partition), what expires before the next run,
+    the preview's groups, and the followed runs still running or canceled (run ids).
+
+    Accepts the same arguments as :func:`build_morning_report` (validated there first)."""
+
+    def parts(value: Any, name: str) -> list[Mapping[str, Any] | None]:
+        if is_many(value):
+            return coerce_results(value, name) or []
+        one = coerce_result(value, name)
+        return [] if one is None else [one]
+
+    resumes = parts(resume, "resume")
+    previews = parts(preview, "preview")
+    follows = parts(follow, "follow")
+    mapped = len(resumes) > 1
+    safety = [
+        {
+            "partition": i if mapped else None,
+            "stopped": part.get("stopped"),
+            **{k: v for k, v in (part.get("safety") or {}).items() if k in SAFETY_SHOWN},
+        }
+        for i, part in enumerate(resumes)
+        if part is not None
+    ]
+    known = [part for part in resumes if part is not None]
+    return {
+        "safety": safety,
+        "expiring": [item for part in known for item in part.get("expiring") or ()],
+        "expiring_count": sum(
+            _int((part.get("counts") or {}).get("expiring_before_next_run")) for part in known
+        ),
+        "groups": [
+            group
+            for part in (previews if any(previews) else resumes)
+            if part is not None
+            for group in part.get("groups") or ()
+        ],
+        "running": [run for part in follows if part for run in part.get("running") or ()],
+        "canceled": [run for part in follows if part for run in part.get("canceled") or ()],
+        "lists_truncated": any(bool(part and part.get("lists_truncated")) for part in follows),
+    }
+
+
+#: The parts of a resume's ``safety`` result the page shows.
+SAFETY_SHOWN: Final = ("canary", "breaker", "paused")
