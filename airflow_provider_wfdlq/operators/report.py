@@ -9,15 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_wfdlq._compat import AirflowFailException
-from airflow_provider_wfdlq.client import ValidationError
+from airflow_provider_wfdlq._compat import AirflowException, AirflowFailException
+from airflow_provider_wfdlq.client import ValidationError, WFDLQError
+from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
+from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
 from airflow_provider_wfdlq.links import PAGE_URL_KEY, DLQRecoveryReportLink, page_url
 from airflow_provider_wfdlq.operators.dlq import as_bool
 from airflow_provider_wfdlq.recovery.morning import (
+    MAX_FAILED_SHOWN,
     MorningReport,
     build_morning_report,
     coerce_result,
     coerce_results,
+    failed_again_details,
     is_many,
     page_details,
     summary_path_for,
@@ -49,6 +53,11 @@ class DLQRecoveryReportOperator(BaseOperator):
         for a mapped resume the first partition's without its ``.<map_index>``; no file
         when neither is set). Any ``ObjectStoragePath`` URL.
     :param title: The summary's first line (templated).
+    :param qstash_conn_id: The connection to look up the new DLQ entries of the runs that
+        failed again with (read-only, one ``GET`` per entry, the first 20): their status and
+        the start of their response body go into the summary and the page. None: no
+        lookups (the page then shows the status the resumed entry had failed with). A
+        lookup that fails is logged and left out; it never fails the report.
     :param fail_on_problems: After writing the report, fail when the resume or the follow-up
         failed or did not report (default True), so the DAG run shows that the night's
         recovery did not succeed even though this last task ran.
@@ -72,6 +81,7 @@ class DLQRecoveryReportOperator(BaseOperator):
         report_path: Any = None,
         title: str = "Morning report",
         fail_on_problems: bool | str = True,
+        qstash_conn_id: str | None = DEFAULT_CONN_NAME,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +91,7 @@ class DLQRecoveryReportOperator(BaseOperator):
         self.report_path = report_path
         self.title = title
         self.fail_on_problems = fail_on_problems
+        self.qstash_conn_id = qstash_conn_id
 
     def build_report(self) -> MorningReport:
         """Validate the rendered arguments and build the summary (no I/O)."""
@@ -100,6 +111,7 @@ class DLQRecoveryReportOperator(BaseOperator):
         self.log.info("%s", report.text())
         result = report.to_json()
         result["details"] = {**self._details(), "night": _night(context)}
+        result["failed"] = self._failed_details(result["failed"])
         result["summary_path"] = self._write(result)
         result["page_path"] = self._write_page(result, context)
         if fail and report.problems:
@@ -114,6 +126,24 @@ class DLQRecoveryReportOperator(BaseOperator):
             return page_details(preview=self.preview, resume=self.resume, follow=self.follow)
         except ValidationError as exc:  # pragma: no cover - build_report validated them
             raise AirflowFailException(str(exc)) from exc
+
+    def _failed_details(self, failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The failed-again items with their new entries' status and body excerpt."""
+        if not failed or not self.qstash_conn_id:
+            return failed
+        try:
+            hook = WorkflowDLQHook(qstash_conn_id=self.qstash_conn_id)
+            client = hook.client
+        except (AirflowException, WFDLQError) as exc:
+            self.log.warning("Not looking up the failed-again entries: %s", exc)
+            return failed
+        try:
+            items, missed = failed_again_details(client.get_message, failed, MAX_FAILED_SHOWN)
+        finally:
+            hook.close()
+        if missed:
+            self.log.warning("%d failed-again entr(y/ies) could not be looked up", missed)
+        return items
 
     def _write_page(self, result: dict[str, Any], context: Context) -> str | None:
         """The page next to the summary, made from the files as written; its address goes

@@ -12,11 +12,11 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from airflow_provider_wfdlq.client import ValidationError
+from airflow_provider_wfdlq.client import ValidationError, WFDLQError
 from airflow_provider_wfdlq.recovery.rendered import is_missing
 
 __all__ = [
@@ -493,3 +493,33 @@ def page_details(*, preview: Any = None, resume: Any = None, follow: Any = None)
 
 #: The parts of a resume's ``safety`` result the page shows.
 SAFETY_SHOWN: Final = ("canary", "breaker", "paused")
+
+
+#: How much of a failed-again entry's response body the summary keeps.
+BODY_EXCERPT: Final = 300
+
+
+def failed_again_details(
+    get_message: Callable[[str], Any], failed: Sequence[Mapping[str, Any]], limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The failed-again items with their NEW entry's status and the start of its response
+    body (``response_status``, ``response_body``), looked up one entry at a time
+    (``get_message``: the client's, read-only) for the first ``limit`` items; the rest as
+    they are. An entry the server no longer has, or cannot give, is left as it is.
+
+    Returns the items and how many lookups failed."""
+    out: list[dict[str, Any]] = []
+    missed = 0
+    for i, item in enumerate(failed):
+        row = dict(item)
+        dlq_id = row.get("dlq_id")
+        if i < limit and isinstance(dlq_id, str) and dlq_id:
+            try:
+                entry = get_message(dlq_id)
+            except WFDLQError:
+                missed += 1
+            else:
+                row["response_status"] = entry.response_status
+                row["response_body"] = (entry.response_body or "")[:BODY_EXCERPT]
+        out.append(row)
+    return out, missed

@@ -42,6 +42,7 @@ h2 { font-size:15px; margin:0 0 10px; font-weight:650; }
 .figure .note { color:var(--muted); font-size:12px; margin-top:2px; }
 .figure.recovered .value { color:var(--ok); } .figure.failed_again .value { color:var(--bad); }
 .figure.still_running .value { color:var(--warn); }
+.figure.zero .value { color:var(--muted); }
 .grid { display:grid; grid-template-columns:repeat(auto-fit,minmax(480px,1fr)); gap:0 14px;
   align-items:start; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:10px;
@@ -90,8 +91,9 @@ def _when(ms: int | None) -> str:
 
 def _figure(item: Figure) -> str:
     value = "" if item.value is None else str(item.value)
+    zero = " zero" if item.value == 0 else ""
     return (
-        f'<div class="figure {escape(item.key)}" data-figure="{escape(item.key)}" '
+        f'<div class="figure {escape(item.key)}{zero}" data-figure="{escape(item.key)}" '
         f'data-value="{escape(value)}"><div class="label">{escape(item.label)}</div>'
         f'<div class="value">{escape(_n(item.value))}</div>'
         f'<div class="note">{escape(item.note)}</div></div>'
@@ -195,7 +197,9 @@ def _failed(data: PageData) -> str:
             f"<code>{escape(f.new_dlq_id)}</code> &larr; <code>{escape(f.resumed_from)}</code>",
             escape(f.url),
             escape(f.status),
-            f"<pre>{escape(f.body)}</pre>" if f.body else '<span class="empty">not kept</span>',
+            f"<pre>{escape(f.body)}</pre>"
+            if f.body
+            else '<span class="empty">not looked up</span>',
         )
         for f in data.failed
     ]

@@ -34,6 +34,7 @@ def run_report(tmp_path: Path) -> tuple[dict[str, Any], FakeTI]:
         resume={**RESUME, "report_path": f"file://{report}"},
         follow=FOLLOW,
         fail_on_problems=False,
+        qstash_conn_id=None,  # no lookups (tests/report_page/test_failed_details.py)
     )
     ti = FakeTI()
     context: Any = {"ti": ti, "data_interval_start": pendulum.datetime(2026, 11, 29, tz="UTC")}
