@@ -13,6 +13,7 @@ with the deployment's ``[wfdlq] report_url_map`` (``AIRFLOW__WFDLQ__REPORT_URL_M
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +24,8 @@ from airflow_provider_wfdlq.report_page.location import browsable_url, page_path
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
+
+log = logging.getLogger(__name__)
 
 #: The XCom key the report task pushes the page's address under.
 PAGE_URL_KEY: Final = "dlq_report_page_url"
@@ -54,9 +57,15 @@ class DLQRecoveryReportLink(BaseOperatorLink):
     name = "DLQ recovery report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
+        # Airflow 3.1 calls this outside any try when the task ends: a link that raised
+        # would take the task's end down with it. No address is an empty link.
+        try:
+            from airflow.sdk.execution_time.xcom import XCom
 
-        url = XCom.get_value(ti_key=ti_key, key=PAGE_URL_KEY)
-        if url:
-            return str(url)
-        return _from_result(XCom.get_value(ti_key=ti_key, key="return_value"))
+            url = XCom.get_value(ti_key=ti_key, key=PAGE_URL_KEY)
+            if url:
+                return str(url)
+            return _from_result(XCom.get_value(ti_key=ti_key, key="return_value"))
+        except Exception:
+            log.warning("No address for the %r link", self.name, exc_info=True)
+            return ""

@@ -27,7 +27,9 @@ def read_records(path: Any) -> Iterator[dict[str, Any]]:
     """The JSON-lines report's records, trimmed to :data:`FIELDS`; a line that is not
     JSON (a write cut short) is skipped."""
     with path.open("r") as stream:
-        for line in stream:
+        # readline, not iteration: Airflow 3.1's ObjectStoragePath file wrapper is not
+        # iterable.
+        for line in iter(stream.readline, ""):
             try:
                 record = json.loads(line)
             except ValueError:

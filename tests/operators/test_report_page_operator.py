@@ -75,3 +75,11 @@ def test_both_operators_have_the_link_and_the_provider_registers_it() -> None:
         assert names == ["DLQ recovery report"]
     path = f"{DLQRecoveryReportLink.__module__}.{DLQRecoveryReportLink.__qualname__}"
     assert get_provider_info()["extra-links"] == [path]
+
+
+def test_a_link_that_cannot_be_worked_out_is_empty_not_an_error() -> None:
+    """Airflow 3.1 asks for the link outside any try: it must not raise (here there is no
+    task runtime to read XCom from)."""
+    key: Any = type("Key", (), {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1})
+    op = DLQRecoveryReportOperator(task_id="morning_report")
+    assert DLQRecoveryReportLink().get_link(op, ti_key=key) == ""
