@@ -13,7 +13,7 @@ from airflow_provider_wfdlq.get_provider_info import get_provider_info
 from airflow_provider_wfdlq.links import PAGE_URL_KEY, DLQRecoveryReportLink, _from_result
 from airflow_provider_wfdlq.operators.dlq import ResumeDLQOperator
 from airflow_provider_wfdlq.operators.report import DLQRecoveryReportOperator
-from tests.report_page.night import FOLLOW, PREVIEW, RESUME, records
+from tests.report_page.night import FOLLOW, MAIL, PREVIEW, RESUME, SHOP, records
 
 
 class FakeTI:
@@ -83,3 +83,28 @@ def test_a_link_that_cannot_be_worked_out_is_empty_not_an_error() -> None:
     key: Any = type("Key", (), {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1})
     op = DLQRecoveryReportOperator(task_id="morning_report")
     assert DLQRecoveryReportLink().get_link(op, ti_key=key) == ""
+
+
+def test_a_mapped_recovery_counts_the_entries_of_every_partitions_report(
+    tmp_path: Path,
+) -> None:
+    lines = records()
+    parts = []
+    for i, chunk in enumerate((lines[:3], lines[3:])):
+        report = tmp_path / f"night.{i}.jsonl"
+        report.write_text("".join(json.dumps(r) + "\n" for r in chunk))
+        parts.append({**RESUME, "report_path": f"file://{report}"})
+    op = DLQRecoveryReportOperator(
+        task_id="morning_report", resume=parts, fail_on_problems=False, qstash_conn_id=None
+    )
+    context: Any = {"ti": FakeTI()}
+    result = op.execute(context)
+    assert result["page_path"] == f"file://{tmp_path}/night.html"
+    html = (tmp_path / "night.html").read_text()
+    marks = html.count('class="mark" data-key="https://')
+    assert marks == 2 * 2  # two URLs, in the by-URL and the outcome charts
+    assert "night.0.jsonl" in html
+    assert "night.1.jsonl" in html
+    by_url = html.split('data-chart="by_url"', 1)[1].split("</svg>", 1)[0]
+    for url in (SHOP, MAIL):  # every entry of both reports, once
+        assert f'data-url="{url}" data-value="3"' in by_url
