@@ -20,6 +20,8 @@ HISTORY_NIGHTS: Final = 14
 MAX_ROWS: Final = 50
 #: How much of a response body the failed-again table shows.
 BODY_EXCERPT: Final = 300
+#: The count the headline shows as "expiring" (not repeated among the other counts).
+EXPIRING: Final = "expiring_before_next_run"
 #: Report events for an entry acted on (a new run exists).
 ACTED: Final = ("resumed", "restarted")
 
@@ -105,6 +107,8 @@ class PageData:
     expiring: tuple[Expiring, ...]
     expiring_total: int
     skipped: tuple[Bar, ...]
+    #: Every other count of the resume (left behind, vanished, ...), as the summary has it.
+    other: tuple[Bar, ...]
     notes: tuple[str, ...]
     problems: tuple[str, ...]
     outcomes_note: str = ""
@@ -163,6 +167,13 @@ def figures(summary: Mapping[str, Any]) -> tuple[Figure, ...]:
 
 def _bars(counter: Counter[str]) -> tuple[Bar, ...]:
     return tuple(Bar(key, n) for key, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _counts(counts: Any) -> tuple[Bar, ...]:
+    """A summary's ``{name: count}`` as bars, largest first, zeros left out."""
+    if not isinstance(counts, Mapping):
+        return ()
+    return _bars(Counter({str(k): v for k, v in counts.items() if isinstance(v, int) and v}))
 
 
 def failures(
@@ -342,7 +353,8 @@ def page_data(
         failed_total=_int(summary.get("failed_again")) or len(summary.get("failed") or ()),
         expiring=expiring(details, by_id),
         expiring_total=_int(details.get("expiring_count")) or 0,
-        skipped=_bars(Counter({k: v for k, v in (summary.get("skipped") or {}).items() if v})),
+        skipped=_counts(summary.get("skipped")),
+        other=tuple(b for b in _counts(summary.get("other")) if b.key != EXPIRING),
         notes=tuple(_text(n) for n in summary.get("notes") or ()),
         problems=problems,
     )

@@ -244,11 +244,15 @@ def _expiring(data: PageData) -> str:
 
 
 def _skipped(data: PageData) -> str:
-    if not data.skipped:
+    """The skip reasons, then every other count of the resume."""
+    if not data.skipped and not data.other:
         return ""
-    rows = [(escape(b.key.replace("_", " ")), str(b.value)) for b in data.skipped]
+    rows = [(escape("skipped: " + b.key.replace("_", " ")), str(b.value)) for b in data.skipped]
+    rows += [(escape(b.key.replace("_", " ")), str(b.value)) for b in data.other]
     return _card(
-        "Skipped, by reason", _table("skipped", ("reason", "entries"), rows), section="skipped"
+        "Skipped by reason, and the other counts",
+        _table("counts", ("count", "entries"), rows),
+        section="counts",
     )
 
 

@@ -121,3 +121,11 @@ def test_problems_make_the_page_say_it_needs_a_look() -> None:
     night = summary()
     night["problems"] = ["the follow-up failed: below min_success_ratio"]
     assert not page_data(night, records()).ok
+
+
+def test_skip_reasons_and_every_other_count_of_the_resume() -> None:
+    night = summary()
+    night["other"] = {"left_max_resumes": 4, "vanished": 0, "a_count_added_later": 2}
+    data = page_data(night, records())
+    assert data.skipped == (Bar("non_retryable", 1),)
+    assert data.other == (Bar("left_max_resumes", 4), Bar("a_count_added_later", 2))
