@@ -167,9 +167,12 @@ class DLQRecoveryReportOperator(BaseOperator):
 
     def _report_paths(self, target: str) -> list[str]:
         """The JSON-lines reports the page counts entries from: each partition's for a
-        mapped resume, else the one the summary is next to."""
-        parts = coerce_results(self.resume, "resume") if is_many(self.resume) else None
-        paths = [str(p["report_path"]) for p in parts or () if p and p.get("report_path")]
+        mapped resume, else the resume's, else the one the summary is next to."""
+        if is_many(self.resume):
+            parts = coerce_results(self.resume, "resume") or []
+        else:
+            parts = [coerce_result(self.resume, "resume")]
+        paths = [str(p["report_path"]) for p in parts if p and p.get("report_path")]
         return paths or [target]
 
     def _target(self) -> str | None:

@@ -108,3 +108,20 @@ def test_a_mapped_recovery_counts_the_entries_of_every_partitions_report(
     by_url = html.split('data-chart="by_url"', 1)[1].split("</svg>", 1)[0]
     for url in (SHOP, MAIL):  # every entry of both reports, once
         assert f'data-url="{url}" data-value="3"' in by_url
+
+
+def test_a_summary_kept_elsewhere_still_counts_the_resumes_report(tmp_path: Path) -> None:
+    report = tmp_path / "reports" / "night.jsonl"
+    report.parent.mkdir()
+    report.write_text("".join(json.dumps(r) + "\n" for r in records()))
+    op = DLQRecoveryReportOperator(
+        task_id="morning_report",
+        resume={**RESUME, "report_path": f"file://{report}"},
+        report_path=f"file://{tmp_path}/summaries/night.jsonl",
+        fail_on_problems=False,
+        qstash_conn_id=None,
+    )
+    context: Any = {"ti": FakeTI()}
+    assert op.execute(context)["page_path"] == f"file://{tmp_path}/summaries/night.html"
+    by_url = (tmp_path / "summaries" / "night.html").read_text().split('data-chart="by_url"')[1]
+    assert f'data-url="{MAIL}" data-value="3"' in by_url.split("</svg>")[0]  # 489 one too
