@@ -50,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "extra-links": ["airflow_provider_wfdlq.links.DLQRecoveryReportLink"],
         "integrations": [
             {
                 "integration-name": "Upstash Workflow DLQ",

@@ -225,6 +225,9 @@ def main() -> int:
     )
     if morning.get("summary_path"):
         say(f"Summary file: {morning['summary_path'].removeprefix('file://')}")
+    if morning.get("page_path"):
+        # One self-contained HTML file (inline CSS and SVG, no script): it opens offline.
+        say(f"Morning report page: {morning['page_path'].removeprefix('file://')}")
     return 0 if str(dr.state) == "success" and not twice else 1
 
 

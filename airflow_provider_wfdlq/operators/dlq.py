@@ -19,6 +19,7 @@ from airflow_provider_wfdlq.client import AuthError, DLQFilters, Overrides, Vali
 from airflow_provider_wfdlq.client.validation import LABEL_PATTERN, check_bool, check_count
 from airflow_provider_wfdlq.connection_form import DEFAULT_CONN_NAME
 from airflow_provider_wfdlq.hooks.dlq import WorkflowDLQHook
+from airflow_provider_wfdlq.links import DLQRecoveryReportLink
 from airflow_provider_wfdlq.recovery import (
     Action,
     JsonLinesSink,
@@ -214,6 +215,8 @@ class ResumeDLQOperator(BaseOperator):
     ui_color = "#e8f4f8"
     #: What ``action=`` takes; housekeeping has its own operators (operators/housekeeping.py).
     actions: tuple[str, ...] = ("resume", "restart")
+    #: The morning report page next to ``report_path`` (README "The morning report page").
+    operator_extra_links = (DLQRecoveryReportLink(),)
 
     def __init__(
         self,

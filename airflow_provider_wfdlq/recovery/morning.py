@@ -12,11 +12,11 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from airflow_provider_wfdlq.client import ValidationError
+from airflow_provider_wfdlq.client import ValidationError, WFDLQError
 from airflow_provider_wfdlq.recovery.rendered import is_missing
 
 __all__ = [
@@ -532,3 +532,83 @@ def _housekeeping_lines(summary: Mapping[str, Any]) -> list[str]:
     for path in summary.get("deleted_entries_in") or ():
         out.append(f"    deleted entries, in full, in {path}")
     return out
+
+
+def page_details(*, preview: Any = None, resume: Any = None, follow: Any = None) -> dict[str, Any]:
+    """What the morning report page needs beyond the summary's figures, kept in the summary
+    file so the page is made from the report files alone: the canary's and breaker's
+    verdicts and the paused key (one per partition), what expires before the next run,
+    the preview's groups, and the followed runs still running or canceled (run ids).
+
+    Accepts the same arguments as :func:`build_morning_report` (validated there first)."""
+
+    def parts(value: Any, name: str) -> list[Mapping[str, Any] | None]:
+        if is_many(value):
+            return coerce_results(value, name) or []
+        one = coerce_result(value, name)
+        return [] if one is None else [one]
+
+    resumes = parts(resume, "resume")
+    previews = parts(preview, "preview")
+    follows = parts(follow, "follow")
+    mapped = len(resumes) > 1
+    safety = [
+        {
+            "partition": i if mapped else None,
+            "stopped": part.get("stopped"),
+            **{k: v for k, v in (part.get("safety") or {}).items() if k in SAFETY_SHOWN},
+        }
+        for i, part in enumerate(resumes)
+        if part is not None
+    ]
+    known = [part for part in resumes if part is not None]
+    return {
+        "safety": safety,
+        "expiring": [item for part in known for item in part.get("expiring") or ()],
+        "expiring_count": sum(
+            _int((part.get("counts") or {}).get("expiring_before_next_run")) for part in known
+        ),
+        "groups": [
+            group
+            for part in (previews if any(previews) else resumes)
+            if part is not None
+            for group in part.get("groups") or ()
+        ],
+        "running": [run for part in follows if part for run in part.get("running") or ()],
+        "canceled": [run for part in follows if part for run in part.get("canceled") or ()],
+        "lists_truncated": any(bool(part and part.get("lists_truncated")) for part in follows),
+    }
+
+
+#: The parts of a resume's ``safety`` result the page shows.
+SAFETY_SHOWN: Final = ("canary", "breaker", "paused")
+
+
+#: How much of a failed-again entry's response body the summary keeps.
+BODY_EXCERPT: Final = 300
+
+
+def failed_again_details(
+    get_message: Callable[[str], Any], failed: Sequence[Mapping[str, Any]], limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The failed-again items with their NEW entry's status and the start of its response
+    body (``response_status``, ``response_body``), looked up one entry at a time
+    (``get_message``: the client's, read-only) for the first ``limit`` items; the rest as
+    they are. An entry the server no longer has, or cannot give, is left as it is.
+
+    Returns the items and how many lookups failed."""
+    out: list[dict[str, Any]] = []
+    missed = 0
+    for i, item in enumerate(failed):
+        row = dict(item)
+        dlq_id = row.get("dlq_id")
+        if i < limit and isinstance(dlq_id, str) and dlq_id:
+            try:
+                entry = get_message(dlq_id)
+            except WFDLQError:
+                missed += 1
+            else:
+                row["response_status"] = entry.response_status
+                row["response_body"] = (entry.response_body or "")[:BODY_EXCERPT]
+        out.append(row)
+    return out, missed

@@ -91,6 +91,13 @@ def task_log(api: httpx.Client, run_id: str, task_id: str, try_number: int) -> l
     return [i if isinstance(i, dict) else {"event": str(i)} for i in response.json()["content"]]
 
 
+def extra_links(api: httpx.Client, run_id: str, task_id: str) -> dict[str, str | None]:
+    response = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/links")
+    response.raise_for_status()
+    links: dict[str, str | None] = response.json()["extra_links"]
+    return links
+
+
 def first_index(lines: list[dict[str, Any]], text: str) -> int:
     """Where the first log line starting with ``text`` is; fails naming it if none is."""
     for number, line in enumerate(lines):
@@ -152,6 +159,7 @@ def test_nightly_dag_run_in_a_real_deployment(
         final_state = wait_until("the DAG run finished", run_done, timeout=180, interval=0.5)
         tis = task_instances(api, run_id)
         sensor_log = task_log(api, run_id, SENSOR, tis[SENSOR]["try_number"])
+        links = {task: extra_links(api, run_id, task) for task in ("resume", "morning_report")}
 
     print(f"[deployment] task states as polled: {seen}")
     (tmp_path / f"{SENSOR}.log.json").write_text(json.dumps(sensor_log, indent=1, default=str))
@@ -184,6 +192,12 @@ def test_nightly_dag_run_in_a_real_deployment(
 
     report = report_dir / DAG_ID / f"{start.to_date_string()}.jsonl"
     assert len(report.read_text().splitlines()) == len(inside), report
+
+    # The "DLQ recovery report" link on both tasks opens the page the report task wrote.
+    page = report.with_suffix(".html")
+    assert page.is_file()
+    for task_id, task_links in links.items():
+        assert task_links == {"DLQ recovery report": page.as_uri()}, task_id
 
     # The token is in the deployment's environment, and in none of its logs.
     assert not files_containing(deployment.work, devserver.token)
