@@ -258,7 +258,7 @@ class HousekeepingActor(BatchActor):
         why = f"the call named {len(ids)} ids and answered deleted={answer.deleted}"
         return [
             Result(item, Outcome.NOT_ACTED, reason=f"{why}; still in the DLQ")
-            if self._present(item.dlq_id)
+            if self.present(item.dlq_id)
             else Result(item, Outcome.ACTED, reason=f"{why}; gone from the DLQ")
             for item in items
         ]

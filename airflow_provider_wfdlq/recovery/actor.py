@@ -204,7 +204,7 @@ class BatchActor:
             return Answer(error=exc)
         if call.probe and _clear(call, answer.value):
             try:
-                answer.present = self._present(call.items[0].dlq_id)
+                answer.present = self.present(call.items[0].dlq_id)
             except Exception as exc:  # the call acted; its results must still be recorded
                 log.warning("Could not read %s back: %s", call.items[0].dlq_id, exc)
         return answer
@@ -268,7 +268,7 @@ class BatchActor:
         """A bulk 404: read each entry; act on those still there, once, in a new call."""
         present, results = [], []
         for item in items:
-            if self._present(item.dlq_id):
+            if self.present(item.dlq_id):
                 present.append(item)
             else:
                 results.append(Result(item, Outcome.VANISHED, reason="not in the DLQ any more"))
@@ -299,7 +299,7 @@ class BatchActor:
                 self.batch_limit,
             )
         gone = (
-            [item for item in items if not self._present(item.dlq_id)]
+            [item for item in items if not self.present(item.dlq_id)]
             if not self.probe.seen_stay
             else []
         )
@@ -343,7 +343,7 @@ class BatchActor:
             return [Result(item, Outcome.UNKNOWN, reason=why) for item in items]
         return [
             Result(item, Outcome.NOT_ACTED, reason=f"{why}; still in the DLQ")
-            if self._present(item.dlq_id)
+            if self.present(item.dlq_id)
             else Result(item, Outcome.ACTED_RUN_UNKNOWN, reason=why)
             for item in items
         ]
@@ -352,7 +352,8 @@ class BatchActor:
         """Entries a dead try had in flight: resolved like a lost answer."""
         return self._resolve(items, "in flight when an earlier try died")
 
-    def _present(self, dlq_id: str) -> bool:
+    def present(self, dlq_id: str) -> bool:
+        """Is ``dlq_id`` in the DLQ now (one GET)?"""
         self.pace()
         try:
             self.client.get_message(dlq_id)

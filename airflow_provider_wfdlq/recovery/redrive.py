@@ -219,6 +219,7 @@ class Redrive:
             limit = 1  # housekeeping calls go one at a time, on the task's thread
         self.out = InFlight(self.actor.send, limit)
         self._sent_while_listing = 0
+        self._first_sent_while_listing: str | None = None
         self._window = plan.filters
         self._queue = Worklist()
         self._extra = tuple(plan.overrides.label) + (
@@ -335,8 +336,14 @@ class Redrive:
         """After acting while listing, where entries left the DLQ as it was paged: a cursor
         that counts places (Upstash does not say it does not) may have stepped over some.
         A second listing, acting on nothing while it lists, finds them; it is short, since
-        what was acted on has left."""
-        if not self._sent_while_listing or self.actor.probe.seen_stay:
+        what was acted on has left.
+
+        Whether entries left is read from the first entry acted on while listing, after the
+        whole walk: still there, then nothing acted on later left earlier (inferred: a
+        server removes acted entries at once, late, or never, not out of order), so no page
+        was shifted and no second pass is needed (the ``keep_resumed`` reading)."""
+        first = self._first_sent_while_listing
+        if first is None or self.actor.present(first):
             return None
         builder = PlanBuilder(
             self.client,
@@ -466,6 +473,8 @@ class Redrive:
             self.report.pages += 1
             if not whole:
                 self._sent_while_listing += 1
+                if self._first_sent_while_listing is None:
+                    self._first_sent_while_listing = batch[0].dlq_id
             for overrides, items in label_groups(
                 batch, self.plan.overrides, self._extra, self.plan.label_mode
             ):

@@ -91,6 +91,35 @@ def test_an_offset_cursor_disturbed_by_acting_while_listing_misses_nothing(
     assert report.found == report.counts["resumed"] == ENTRIES
 
 
+@pytest.mark.parametrize(
+    ("config", "second_pass"),
+    [
+        ({"offset_cursor": True}, True),
+        ({"offset_cursor": True, "resumed_lag": 3}, True),
+        ({"offset_cursor": True, "keep_resumed": True}, False),
+    ],
+)
+def test_the_second_pass_runs_when_acted_entries_left_while_paging(
+    wfdlq_devserver: Any, client: WorkflowDLQClient, config: dict[str, Any], second_pass: bool
+) -> None:
+    server = wfdlq_devserver
+    server.control.reset(entries=ENTRIES, config=config)
+    created = {e["dlqId"]: e["createdAt"] for e in server.control.entries()}
+
+    report = Redrive(client, plan(pacing=FAST)).run()
+
+    check(server, report)
+    assert set(acted_ids(server)) == set(created)
+    starts = [  # list calls without a cursor: each starts a listing
+        r
+        for r in server.control.requests()
+        if r["method"] == "GET"
+        and r["path"] == "/v2/workflows/dlq"
+        and not any(name == "cursor" for name, _ in r["query"])
+    ]
+    assert len(starts) == (2 if second_pass else 1)
+
+
 @pytest.mark.parametrize("reading", ["default", "keep_resumed", "hostile", "offset_cursor"])
 def test_a_lost_answer_among_calls_in_flight_is_never_resent(
     wfdlq_devserver: Any, client: WorkflowDLQClient, reading: str
