@@ -109,6 +109,8 @@ class PageData:
     skipped: tuple[Bar, ...]
     #: Every other count of the resume (left behind, vanished, ...), as the summary has it.
     other: tuple[Bar, ...]
+    #: What the housekeeping tasks did (deleted, callbacks retried or canceled, left).
+    housekeeping: tuple[Bar, ...]
     notes: tuple[str, ...]
     problems: tuple[str, ...]
     outcomes_note: str = ""
@@ -163,6 +165,10 @@ def figures(summary: Mapping[str, Any]) -> tuple[Figure, ...]:
             "before the next run",
         ),
     )
+
+
+#: The housekeeping summary's counts the page shows (recovery/morning.py housekeeping_summary).
+HOUSEKEEPING = ("deleted", "callbacks_retried", "callbacks_canceled", "left")
 
 
 def _bars(counter: Counter[str]) -> tuple[Bar, ...]:
@@ -355,6 +361,9 @@ def page_data(
         expiring_total=_int(details.get("expiring_count")) or 0,
         skipped=_counts(summary.get("skipped")),
         other=tuple(b for b in _counts(summary.get("other")) if b.key != EXPIRING),
+        housekeeping=_counts(
+            {k: v for k, v in (summary.get("housekeeping") or {}).items() if k in HOUSEKEEPING}
+        ),
         notes=tuple(_text(n) for n in summary.get("notes") or ()),
         problems=problems,
     )

@@ -244,11 +244,15 @@ def _expiring(data: PageData) -> str:
 
 
 def _skipped(data: PageData) -> str:
-    """The skip reasons, then every other count of the resume."""
-    if not data.skipped and not data.other:
+    """The skip reasons, every other count of the resume, then what housekeeping did."""
+    if not data.skipped and not data.other and not data.housekeeping:
         return ""
     rows = [(escape("skipped: " + b.key.replace("_", " ")), str(b.value)) for b in data.skipped]
     rows += [(escape(b.key.replace("_", " ")), str(b.value)) for b in data.other]
+    rows += [
+        (escape("housekeeping: " + b.key.replace("_", " ")), str(b.value))
+        for b in data.housekeeping
+    ]
     return _card(
         "Skipped by reason, and the other counts",
         _table("counts", ("count", "entries"), rows),

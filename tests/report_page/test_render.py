@@ -85,3 +85,22 @@ def test_headline_numbers_carry_their_values() -> None:
     assert shown["found"] == "6"
     assert shown["recovered"] == "2"
     assert shown["failed_again"] == "1"
+
+
+def test_what_housekeeping_did_shows_among_the_counts() -> None:
+    night = summary()
+    night["housekeeping"] = {
+        "deleted": 7,
+        "callbacks_retried": 3,
+        "callbacks_canceled": 0,
+        "left": 2,
+        "deleted_ids": ["a"],
+        "problems": [],
+    }
+
+    text = " ".join(parsed(render(page_data(night, records()))).text)
+
+    assert "housekeeping: deleted" in text
+    assert "housekeeping: callbacks retried" in text
+    assert "housekeeping: left" in text
+    assert "callbacks canceled" not in text  # zero counts are left out
