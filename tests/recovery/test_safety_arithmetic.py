@@ -179,10 +179,12 @@ class FakeLogs:
     def __init__(self, states: dict[str, str] | None = None) -> None:
         self.states = states or {}
         self.asked: list[list[str]] = []
+        self.pairs: list[tuple[str, int]] = []
         self.counts: list[int | None] = []
 
     def run_logs(self, *, workflow_runs: Sequence[tuple[str, int]], count: int) -> RunLogPage:
         self.asked.append([run_id for run_id, _ in workflow_runs])
+        self.pairs += workflow_runs
         self.counts.append(count)
         runs = tuple(
             WorkflowRun(
@@ -244,6 +246,17 @@ def test_a_poll_asks_ten_runs_a_call_fresh_ones_first_then_a_round_of_older_ones
     logs.asked.clear()
     breaker.poll()
     assert logs.asked == [[r for r, _ in older[6:12]] + ["f1", "f2"] + [r for r, _ in older[:2]]]
+    # Every call names each run with its own created-at (the logs find runs by the pair).
+    assert set(logs.pairs) == {*older, ("f1", 100), ("f2", 101)}
+
+
+def test_failures_from_every_call_of_a_poll_are_returned() -> None:
+    runs = [(f"r{n:02}", n) for n in range(12)]
+    logs = FakeLogs({"r00": FAILED, "r05": OK, "r11": FAILED})
+    breaker = CircuitBreaker(SafetyPolicy(breaker_max_failure_ratio=0.5), logs)  # type: ignore[arg-type]
+    breaker.follow(runs)
+    assert [f["workflow_run_id"] for f in breaker.poll()] == ["r00", "r11"]
+    assert len(logs.asked) == 2
 
 
 def test_forgiven_runs_leave_the_tally() -> None:
@@ -337,6 +350,13 @@ def test_build_refuses_naming_the_field(raw: dict[str, Any], field: str | None) 
     assert err.value.field == field
 
 
+def test_a_rendered_null_never_switches_a_limit_off() -> None:
+    for name in ("canary", "breaker_max_failure_ratio", "breaker_min_finished", "canary_timeout"):
+        with pytest.raises(ValidationError) as err:
+            SafetyPolicy.build(**{name: "None"})
+        assert (err.value.field, err.value.problem) == (f"safety.{name}", "is missing")
+
+
 def test_coerce_refuses_what_is_not_a_mapping() -> None:
     with pytest.raises(ValidationError) as err:
         SafetyPolicy.coerce("canary=5")  # type: ignore[arg-type]
@@ -419,7 +439,9 @@ def gate(
     on_failed: Callable[[list[dict[str, Any]]], set[str]] | None = None,
     active: bool = True,
 ) -> SafetyGate:
-    extra = {} if on_failed is None else {"on_failed": on_failed}
+    extra: dict[str, Any] = {} if on_failed is None else {"on_failed": on_failed}
+    if not active:  # left out otherwise: the default is an active gate
+        extra["active"] = False
     return SafetyGate(
         policy,
         logs or FakeLogs(),  # type: ignore[arg-type]
@@ -429,7 +451,6 @@ def gate(
         monotonic=lambda: 0.0,
         should_stop=lambda: False,
         pace=lambda: None,
-        active=active,
         **extra,
     )
 
@@ -473,6 +494,7 @@ def test_a_failed_canary_trips_and_is_not_inherited() -> None:
     with pytest.raises(Tripped) as trip:
         g.after_batch([(f"r{n}", n) for n in range(5)], last=False)
     assert trip.value.why is Stop.CANARY
+    assert str(trip.value) == "canary"
     assert trip.value.seen["passed"] is False
     assert g.failed_again == 4
     assert (g.canary_done, g.canary_runs) == (False, [])  # the next taker runs a new canary
@@ -487,6 +509,8 @@ def test_a_stop_during_the_canary_wait_is_no_verdict() -> None:
     assert trip.value.seen["interrupted"] is True
     assert g.canary_done is False
     assert g.canary_runs == [("a", 1), ("b", 2)]  # a retry waits for the same runs
+    assert g.canary_room() == 0  # ... and adds none
+    assert str(trip.value) == "stopped"
 
 
 def test_a_stopped_wait_whose_canary_passed_is_a_verdict() -> None:
@@ -528,6 +552,7 @@ def test_the_breaker_follows_every_batch_after_the_canary_and_trips() -> None:
     with pytest.raises(Tripped) as trip:
         g.after_batch([("c", 3)], last=False)  # 2 of 3 failed: above 50%
     assert trip.value.why is Stop.CIRCUIT_BREAKER
+    assert str(trip.value) == "circuit_breaker"
     assert trip.value.seen["failed_again"] == 2
     assert g.failed_again == 2
 
@@ -594,3 +619,36 @@ def test_judging_twice_is_judging_once() -> None:
     g.after_batch([("a", 1)], last=False)
     g.judge_canary()
     assert len(follow.calls) == 1
+
+
+def test_the_breaker_paces_its_calls_through_the_gate() -> None:
+    paced: list[int] = []
+    g = SafetyGate(
+        SafetyPolicy(breaker_max_failure_ratio=0.5, breaker_min_finished=5),
+        FakeLogs(),  # type: ignore[arg-type]
+        follow=FakeFollow(outcome(0)),
+        poll_interval=0.5,
+        sleep=lambda s: None,
+        monotonic=lambda: 0.0,
+        should_stop=lambda: False,
+        pace=lambda: paced.append(1),
+    )
+    g.after_batch([("a", 1)], last=False)
+    assert paced == [1]
+
+
+def test_a_canary_outcome_without_a_failed_count_adds_no_failure() -> None:
+    result = RunOutcome(followed=2, counts={OK: 2}, still_running=0)
+    g = gate(SafetyPolicy(canary=2), FakeFollow(result))
+    g.after_batch([("a", 1), ("b", 2)], last=False)
+    assert g.failed_again == 0
+    assert g.seen["canary"]["passed"] is True
+
+
+def test_a_pending_canary_taken_up_without_a_canary_closes_at_once() -> None:
+    # A checkpoint from a try with a canary, taken up by a policy without one.
+    g = gate(SafetyPolicy())
+    g.restore({"done": False, "runs": []})
+    assert g.canary_room() == 0
+    g.after_batch([], last=False)
+    assert g.canary_done

@@ -5,6 +5,7 @@ default that leaves non-retryable (489) entries alone. Unit level: no server, no
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -269,6 +270,7 @@ def test_body_rules_take_compiled_patterns_and_refuse_bad_ones() -> None:
         (["https://API.example.com/*"], STEP, True),  # case matters
         (["https://api.example.com/*"], None, True),
         (["*"], None, False),
+        (["X*"], None, True),  # no url is the empty text, which only "*" matches
         ("https://api.example.com/*", STEP, False),
     ],
 )
@@ -362,6 +364,12 @@ def test_coerce_refuses_what_is_not_a_mapping() -> None:
 
 def test_describe_says_the_rules_in_words() -> None:
     assert ErrorSelection().describe() == "489s skipped"
+    several = ErrorSelection.build(
+        statuses="500, 503", exclude_statuses=["404", "410"], step_urls=["a*", "b*"]
+    )
+    assert several.describe() == (
+        "status in 500, 503; status not in 404, 410; step url like a*, b*; 489s skipped"
+    )
     assert ErrorSelection.build(**ALL_RULES, include_non_retryable=True).describe() == (
         "status in 5xx; status not in 501; body matches /timeout/; body does not match /card/; "
         "step url like https://api.example.com/*; non-retryable (489) included"
