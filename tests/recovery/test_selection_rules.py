@@ -179,6 +179,7 @@ def test_status_ranges_parse_and_print(text: Any, low: int, high: int, shown: st
         "abc",
         "500-",
         "1000",
+        Decimal(503),  # ints and text only, even if its text would do
     ],
 )
 def test_bad_status_ranges_are_refused(text: Any) -> None:
