@@ -14,7 +14,8 @@ mutant are excluded from it, both reproducibly:
 * **message-only**, decided here from the code (:func:`message_only`): every change the
   mutant makes lies in the value, ``accepted`` or ``problem`` of a ``ValidationError(...)``
   (its ``field`` is what the tests assert, so a mutated field is never excluded), in the
-  arguments of a logging call, or in the message of a built-in exception;
+  value assigned to a local named ``accepted`` or ``problem``, in the arguments of a
+  logging call, or in the message of a built-in exception;
 * **equivalent**, listed by name with a reason in ``tools/mutation_allow.txt``.
 
 That file also gives the reason of each survivor left standing (``survivor``). Mutant names
@@ -135,7 +136,12 @@ def _run(module: Module, max_children: int) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             check=False,
         )
-    seconds = time.monotonic() - started
+    return _collect(module, round(time.monotonic() - started))
+
+
+def _collect(module: Module, seconds: int) -> dict[str, Any]:
+    """The outcome of every mutant of a finished (or interrupted) run in its work dir."""
+    where = WORK / module.name
     meta = where / "mutants" / PACKAGE / (module.path + ".meta")
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     standing = [name for name, code in codes.items() if code not in KILLED]
@@ -154,7 +160,7 @@ def _run(module: Module, max_children: int) -> dict[str, Any]:
     return {
         "module": module.path,
         "tests": list(module.tests),
-        "seconds": round(seconds),
+        "seconds": seconds,
         "measured": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mutants": mutants,
     }
@@ -194,6 +200,7 @@ def inspect(names: list[str]) -> dict[str, tuple[str, str, str]]:
 # --- classifying ----------------------------------------------------------------------------
 
 _LOGGERS = {"log", "logger", "logging"}
+_MESSAGE_NAMES = {"accepted", "problem"}  # locals that become a ValidationError's text
 _BUILTIN_ERRORS = {"ValueError", "TypeError", "RuntimeError", "KeyError", "AssertionError"}
 
 
@@ -210,6 +217,10 @@ def _callee(call: ast.Call) -> str:
 def _in_message(path: list[ast.AST]) -> bool:
     """Is the node at the end of ``path`` (root first) part of a message?"""
     for parent, child in itertools.pairwise(path):
+        if isinstance(parent, ast.Assign) and child is parent.value:
+            names = {t.id for t in parent.targets if isinstance(t, ast.Name)}
+            if names & _MESSAGE_NAMES:
+                return True
         if not isinstance(parent, ast.Call):
             continue
         name = _callee(parent)
@@ -229,8 +240,10 @@ def _in_message(path: list[ast.AST]) -> bool:
 
 
 def _differences(a: Any, b: Any, path: list[ast.AST], found: list[list[ast.AST]]) -> None:
+    """The path (root first) to each smallest differing node; for a list of another
+    length, the path to the node holding the list."""
     if type(a) is not type(b):
-        found.append(path)
+        found.append([*path, a] if isinstance(a, ast.AST) else path)
         return
     if isinstance(a, ast.AST):
         here = [*path, a]
@@ -315,7 +328,7 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
         killed = [m for m in mutants if m["code"] in KILLED]
         standing = [m for m in mutants if m["code"] not in KILLED]
         for m in standing:
-            m["message_only"] = message_only(m["before"], m["after"])
+            m["message_only"] = message_only(m["before"], m["after"]) if m["before"] else False
         message = [m for m in standing if m["message_only"]]
         equivalent = [
             m
@@ -422,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=[m.name for m in MODULES])
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--collect",
+        type=int,
+        metavar="SECONDS",
+        help="read the outcome of the --only modules' last runs (which took SECONDS) again",
+    )
     parser.add_argument("--inspect", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inspect is not None:
@@ -432,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         for module in MODULES:
             if args.only and module.name not in args.only:
                 continue
-            results[module.name] = _run(module, args.max_children)
+            if args.collect is not None:
+                results[module.name] = _collect(module, args.collect)
+            else:
+                results[module.name] = _run(module, args.max_children)
             WORK.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=1))
     text, ok = report(results, args.max_children)

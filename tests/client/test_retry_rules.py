@@ -185,6 +185,8 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     p = policy(backoff_base=0.5, backoff_max=3.0)
     assert [p.backoff(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert p.backoff(10_000) == 3.0  # no overflow however many attempts
+    # The exponent stops at 64 (2.0 ** 10_000 would overflow), whatever the cap.
+    assert policy(backoff_base=1.0, backoff_max=math.inf).backoff(10_000) == 2.0**64
 
 
 def test_full_jitter_scales_the_ceiling() -> None:

@@ -412,3 +412,11 @@ def test_states() -> None:
     not_one: tuple[Any, ...] = ("RUN_NOPE", ["RUN_FAILED"], None, "")
     for wrong in not_one:
         refused(check_run_state, wrong)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float(10**13), 1e9, "2300-01-01T00:00:00Z", "1970-01-02T00:00:00", dt.datetime(1970, 1, 2)],
+)
+def test_every_form_of_a_time_is_refused_naming_its_field_and_value(value: Any) -> None:
+    refused(to_unix_ms, value)
