@@ -12,13 +12,17 @@ STAMP := $(VENV)/.installed
 LOWEST_AIRFLOW := 3.1.0
 LOWEST_AIRFLOW_DATE := 2025-09-26T00:00:00Z
 LOWEST_NEWER := pytest pytest-asyncio ruff mypy playwright psycopg2-binary asyncpg build twine \
-	packaging pathspec librt ast-serialize rich
+	packaging pathspec librt ast-serialize rich pytest-cov coverage
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
 # Deployment, browser and packaging tests run once, on the newest Airflow.
 LOWEST_MARKERS := not deployment and not packaging
 
-.PHONY: test test-newest test-lowest demo lint types clean
+# The branch-coverage gate of client/ and recovery/ (>= 95%, [tool.coverage] in pyproject.toml),
+# on the newest run only. `make test-newest COV=` runs without it (e.g. with a PYTEST_ARGS subset).
+COV := --cov --cov-report=term
+
+.PHONY: test test-newest test-lowest demo lint types clean mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +47,7 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 test-newest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(COV) $(PYTEST_ARGS)
 
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/pytest -m '$(LOWEST_MARKERS)' $(PYTEST_ARGS)
@@ -51,6 +55,12 @@ test-lowest: $(LOWEST_STAMP)
 test: lint types
 	$(MAKE) --no-print-directory test-newest
 	$(MAKE) --no-print-directory test-lowest
+
+# Mutation testing of the safety-critical modules (tools/mutation.py writes docs/mutation.md).
+# Slow, so not part of `make test`. MUTATION_ARGS: e.g. `--only safety gate`, `--max-children 1`.
+mutation: $(STAMP)
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test,mutation]'
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py

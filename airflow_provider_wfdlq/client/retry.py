@@ -21,6 +21,8 @@ from random import random as _random_unit
 
 import httpx
 
+from airflow_provider_wfdlq.client.errors import ValidationError
+
 __all__ = [
     "AMBIGUOUS_STATUSES",
     "RETRIED_STATUSES",
@@ -56,10 +58,12 @@ class RetryPolicy:
     random: Callable[[], float] = field(default=_random_unit, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts: {self.max_attempts!r} must be >= 1")
-        if min(self.backoff_base, self.backoff_max, self.max_rate_limit_wait) < 0:
-            raise ValueError("backoff_base, backoff_max and max_rate_limit_wait must be >= 0")
+        if isinstance(self.max_attempts, bool) or not self.max_attempts >= 1:
+            raise ValidationError("max_attempts", self.max_attempts, "an integer", "must be >= 1")
+        for name in ("backoff_base", "backoff_max", "max_rate_limit_wait"):
+            seconds = getattr(self, name)
+            if not seconds >= 0:  # also NaN, which no comparison lets through
+                raise ValidationError(name, seconds, "a number of seconds", "must be >= 0")
 
     def backoff(self, attempt: int) -> float:
         """Wait after failed attempt ``attempt`` (1-based): full jitter over a capped doubling."""

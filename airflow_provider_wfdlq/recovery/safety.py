@@ -121,13 +121,12 @@ class SafetyPolicy:
         raise ValidationError("safety", value, "a mapping of canary/breaker settings, or None")
 
     def check(self, overrides: Overrides) -> None:
-        if self.poll_interval <= 0:
-            raise ValidationError("poll_interval", self.poll_interval, "a number of seconds > 0")
-        limit = self.breaker_max_failure_ratio
-        if limit is not None and not 0.0 <= limit < 1.0:
-            raise ValidationError(
-                "breaker_max_failure_ratio", limit, "a ratio from 0.0 to below 1.0"
-            )
+        """Every field through the same checks as :meth:`build` (a policy built directly,
+        ``SafetyPolicy(breaker_max_failure_ratio=1.0)``, gets no pass: a breaker that can
+        never trip is refused, naming the field), then the pause switch against the key."""
+        if self.canary is not None:
+            check_count(self.canary, "safety.canary")
+        type(self).build(**{name: getattr(self, name) for name in self.__dataclass_fields__})
         if self.pause_on_trip and overrides.flow_control_key is None:
             raise ValidationError(
                 "pause_on_trip",

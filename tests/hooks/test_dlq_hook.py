@@ -132,8 +132,8 @@ def test_extras_reach_the_client(wfdlq_devserver: Any, monkeypatch: pytest.Monke
     wfdlq_devserver.control.add_fault("503", times=1)
     from airflow_provider_wfdlq.client import ServerError
 
-    with pytest.raises(ServerError):  # one attempt: the 503 is not retried
-        WorkflowDLQHook(conn).get_conn().list_messages(count=1)
+    with WorkflowDLQHook(conn).get_conn() as client, pytest.raises(ServerError):
+        client.list_messages(count=1)  # one attempt: the 503 is not retried
 
 
 def test_no_token_in_logs(
@@ -141,7 +141,8 @@ def test_no_token_in_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wfdlq_devserver.control.add_fault("503", times=2)
-    WorkflowDLQHook(wfdlq_connection).get_conn().list_messages(count=1)
+    with WorkflowDLQHook(wfdlq_connection).get_conn() as client:
+        client.list_messages(count=1)
     assert "retry" in caplog.text.lower() or "503" in caplog.text
     assert wfdlq_devserver.token not in caplog.text
 
@@ -218,8 +219,8 @@ def test_auth_errors_name_the_connection_and_what_to_check(
     from airflow_provider_wfdlq.client import AuthError
 
     conn = set_connection(monkeypatch, host=wfdlq_devserver.url, password="wrong-token-123456")
-    with pytest.raises(AuthError) as caught:
-        WorkflowDLQHook(conn).get_conn().list_messages(count=1)
+    with WorkflowDLQHook(conn).get_conn() as client, pytest.raises(AuthError) as caught:
+        client.list_messages(count=1)
     message = str(caught.value)
     assert "'qstash_test'" in message
     assert wfdlq_devserver.url in message

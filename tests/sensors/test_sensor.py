@@ -111,6 +111,7 @@ def test_transient_errors_make_a_poke_wait_not_fail(server: DevServer, qstash_co
     sensor = make(dlq_ids=dlq_id)
     assert sensor.poke({}).is_done is False  # type: ignore[arg-type]
     assert sensor.poke({}).is_done is True  # type: ignore[arg-type]
+    sensor.hook.close()  # execute() closes it; a bare poke() leaves that to its caller
 
 
 def test_other_api_errors_fail_the_poke_without_the_token(
@@ -119,8 +120,10 @@ def test_other_api_errors_fail_the_poke_without_the_token(
     wrong = "not-the-token-0123456789"
     conn = json.dumps({"conn_type": "qstash", "host": server.url, "password": wrong})
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", conn)
+    sensor = make(dlq_ids="1-0")
     with pytest.raises(AuthError) as caught:
-        make(dlq_ids="1-0").poke({})  # type: ignore[arg-type]
+        sensor.poke({})  # type: ignore[arg-type]
+    sensor.hook.close()
     assert wrong not in str(caught.value)
 
 
