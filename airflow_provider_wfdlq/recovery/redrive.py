@@ -67,6 +67,8 @@ from airflow_provider_wfdlq.recovery.states import Action, Outcome, Stop, count_
 from airflow_provider_wfdlq.recovery.tries import TryState
 
 LABEL_MODES = ("append", "replace")
+#: The most extra listing passes after acting while listing (:meth:`Redrive._act_on_missed`).
+MAX_PASSES = 5
 
 log = logging.getLogger("airflow_provider_wfdlq.recovery")
 
@@ -385,16 +387,26 @@ class Redrive:
             self.tries.save(settled=self.out.oldest_chunk(), listed=False)
 
     def _act_on_missed(self, seen: IdSet) -> None:
-        try:
-            missed = self._second_pass(seen)
-        except ListingStopped:
-            self.report.stopped = Stop.STOPPED.value
-            return
-        if missed is None:
-            return
-        self.report.found += missed.listed
-        self.report.selected += len(missed.items)
-        self._act_all(missed.items)
+        """Pass after pass while a pass finds entries the ones before missed (entries acted
+        on by a pass may leave late, while the next one pages), at most :data:`MAX_PASSES`."""
+        for _ in range(MAX_PASSES):
+            try:
+                missed = self._second_pass(seen)
+            except ListingStopped:
+                self.report.stopped = Stop.STOPPED.value
+                return
+            if missed is None or not missed.listed:
+                return
+            self.report.found += missed.listed
+            self.report.selected += len(missed.items)
+            self._act_all(missed.items)
+            if self.report.stopped != Stop.DONE:
+                return
+        log.warning(
+            "%d listing passes in a row found entries the ones before missed; what is left "
+            "stays in the DLQ for the next run.",
+            MAX_PASSES,
+        )
 
     def _stopped_while_listing(self, known_before: int, listing: Listing | None) -> None:
         self.report.stopped = Stop.STOPPED.value

@@ -117,7 +117,7 @@ def test_the_second_pass_runs_when_acted_entries_left_while_paging(
         and r["path"] == "/v2/workflows/dlq"
         and not any(name == "cursor" for name, _ in r["query"])
     ]
-    assert len(starts) == (2 if second_pass else 1)
+    assert (len(starts) > 1) is second_pass  # more passes until one finds nothing new
 
 
 @pytest.mark.parametrize("reading", ["default", "keep_resumed", "hostile", "offset_cursor"])
