@@ -143,14 +143,16 @@ class Item:
 
     def record(self, event: str, **extra: object) -> dict[str, object]:
         """The report line for this entry."""
+        at, dlq_id, run_id = self.text.split(SEP, 2)
+        shape = self.shape
         return {
             "event": event,
-            "dlq_id": self.dlq_id,
-            "workflow_url": self.workflow_url,
-            "workflow_run_id": self.workflow_run_id,
-            "created_at": self.created_at,
-            "response_status": self.response_status,
-            "failure_function_state": self.failure_function_state,
+            "dlq_id": dlq_id,
+            "workflow_url": shape[0],
+            "workflow_run_id": run_id or None,
+            "created_at": None if at == "~" else int(at),
+            "response_status": shape[1],
+            "failure_function_state": shape[2],
             **extra,
         }
 
