@@ -189,28 +189,24 @@ class DLQMessage:
         request's headers and body and the other fields keep their defaults, and ``raw``
         is ``data`` itself, not a copy (a redrive's listing: a night can list 100k)."""
         info = data.get("failureCallbackInfo")
+        read: dict[str, Any] = {
+            "dlq_id": _required_text(data, "dlqId"),
+            "workflow_run_id": _text(data, "workflowRunId"),
+            "workflow_url": _text(data, "workflowUrl"),
+            "created_at": _int(data, "createdAt"),
+            "url": _text(data, "url"),
+            "labels": _labels(data),
+            "response_status": _int(data, "responseStatus"),
+            "response_header": _headers(data, "responseHeader"),
+            "response_body": _body(data, "responseBody"),
+            "failure_callback_info": FailureCallbackInfo.from_json(info) if info else None,
+        }
         if lean:
-            return cls(
-                dlq_id=_required_text(data, "dlqId"),
-                workflow_run_id=_text(data, "workflowRunId"),
-                workflow_url=_text(data, "workflowUrl"),
-                created_at=_int(data, "createdAt"),
-                url=_text(data, "url"),
-                labels=_labels(data),
-                response_status=_int(data, "responseStatus"),
-                response_header=_headers(data, "responseHeader"),
-                response_body=_body(data, "responseBody"),
-                failure_callback_info=FailureCallbackInfo.from_json(info) if info else None,
-                raw=data,
-            )
+            return cls(**read, raw=data)
         return cls(
-            dlq_id=_required_text(data, "dlqId"),
+            **read,
             message_id=_text(data, "messageId"),
-            workflow_run_id=_text(data, "workflowRunId"),
-            workflow_url=_text(data, "workflowUrl"),
             workflow_created_at=_int(data, "workflowCreatedAt"),
-            created_at=_int(data, "createdAt"),
-            url=_text(data, "url"),
             method=_text(data, "method"),
             header=_headers(data, "header"),
             body=_body(data, "body"),
@@ -218,12 +214,7 @@ class DLQMessage:
             not_before=_int(data, "notBefore"),
             failure_callback=_text(data, "failureCallback"),
             caller_ip=_text(data, "callerIP"),
-            labels=_labels(data),
             flow_control_key=_text(data, "flowControlKey"),
-            response_status=_int(data, "responseStatus"),
-            response_header=_headers(data, "responseHeader"),
-            response_body=_body(data, "responseBody"),
-            failure_callback_info=FailureCallbackInfo.from_json(info) if info else None,
             raw=dict(data),
         )
 

@@ -23,6 +23,7 @@ from airflow_provider_wfdlq.recovery.redrive import RedrivePlan
 from airflow_provider_wfdlq.recovery.safety import SafetyPolicy
 from airflow_provider_wfdlq.recovery.selection import ErrorSelection
 from tests.recovery.invariants import assert_counts_add_up
+from tests.recovery.test_invariants import Died, DyingClient
 
 EVERYTHING = DLQFilters.build(from_date="2020-01-01T00:00:00Z")
 ENTRIES = 120
@@ -85,32 +86,6 @@ class DeleteWatch:
         self.server.world.on_action = None
         assert not self.failures, f"deleted before the report held it: {self.failures[:5]}"
         return self.checked
-
-
-class Died(BaseException):
-    """A worker killed mid-call (nothing in the engine may catch it)."""
-
-
-class DyingClient:
-    """The real client; the ``n``-th call of ``name`` acts on the server, then the worker
-    dies before the answer is read."""
-
-    def __init__(self, client: WorkflowDLQClient, name: str, n: int) -> None:
-        self._client, self._name, self._left = client, name, n
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if name != self._name:
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            answer = attr(*args, **kwargs)
-            self._left -= 1
-            if self._left == 0:
-                raise Died
-            return answer
-
-        return call
 
 
 # -- delete --------------------------------------------------------------------------------
@@ -205,7 +180,7 @@ def test_a_worker_killed_right_after_a_delete_call_kept_the_entries_and_a_retry_
     store = MemoryStore()
     watch = DeleteWatch(server, path, before)
 
-    dying = DyingClient(client, "delete_bulk", dies_at)
+    dying = DyingClient(client, dies_at, ("delete_bulk",))
     with path.open("w") as stream, pytest.raises(Died):
         Redrive(dying, plan("delete"), store=store, sink=JsonLinesSink(stream)).run()  # type: ignore[arg-type]
     deleted_by_first = set(acted(server, "delete"))
@@ -357,7 +332,7 @@ def test_a_killed_worker_during_callback_retries_acts_once_in_all(
     store = MemoryStore()
     retry = plan("retry_failure_callback", pacing=Pacing(concurrency=1, batch_size=5))
 
-    dying = DyingClient(client, "retry_failure_callback", 3)
+    dying = DyingClient(client, 3, ("retry_failure_callback",))
     with pytest.raises(Died):
         Redrive(dying, retry, store=store).run()  # type: ignore[arg-type]
     report = Redrive(client, retry, store=store).run()

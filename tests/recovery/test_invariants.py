@@ -57,16 +57,20 @@ class Died(BaseException):
     """A worker killed mid-call (not an Exception: nothing in the engine may catch it)."""
 
 
-class DyingClient:
-    """The real client; the ``n``-th action call acts on the server, then the worker dies
-    before the answer is read."""
+#: The calls a :class:`DyingClient` counts by default: the run-making actions.
+ACTIONS = ("resume_bulk", "restart_bulk", "resume", "restart")
 
-    def __init__(self, client: WorkflowDLQClient, n: int) -> None:
-        self._client, self._left = client, n
+
+class DyingClient:
+    """The real client; the ``n``-th call of one of ``names`` (an action call) acts on the
+    server, then the worker dies before the answer is read."""
+
+    def __init__(self, client: WorkflowDLQClient, n: int, names: tuple[str, ...] = ACTIONS):
+        self._client, self._left, self._names = client, n, names
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if name not in ("resume_bulk", "restart_bulk", "resume", "restart"):
+        if name not in self._names:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
