@@ -1,29 +1,37 @@
-"""Benchmark: the Redrive engine (as ResumeDLQOperator runs it) vs a bare httpx bulk-resume loop.
+"""Benchmark: the Redrive engine (as ResumeDLQOperator runs it) vs a bare httpx bulk-resume
+loop and the official JS client's documented loop, side by side on one dev server.
 
-One run, one dev server, the same seeded DLQ for both sides:
+Sides (``--sides``, walked in turn, ``--repeat`` rounds, so they alternate):
 
-(a) engine: ``Redrive`` over a ``WorkflowDLQClient`` with ``RedrivePlan(filters=
-    DLQFilters.build(from_date=...), overrides=Overrides(), pacing=Pacing(page_size=100),
-    selection=ErrorSelection(include_non_retryable=True))`` (489s too, as the bare loop),
-    a ``RemoteStore`` for the ledger and checkpoint (standing in for Airflow's
-    ``task_state_store``) and a ``JsonLinesSink`` to a temp file. Plan, then act: list
-    everything (pages of 100), then resume by ``dlqIds`` in batches of 50 (Upstash's
-    per-call maximum), each batch's ids in the ledger first, and one entry read back after
-    the first 3 calls and every 20th (does the server remove what it acted on?).
-(b) bare loop: plain httpx, ``POST /v2/workflows/dlq/resume?fromDate=...`` following
-    ``cursor`` to the end; the server's page cap (default 50) bounds each call.
+- ``engine``: ``Redrive`` over a ``WorkflowDLQClient`` with ``RedrivePlan(filters=
+  DLQFilters.build(from_date=...), overrides=Overrides(), pacing=Pacing(page_size=100,
+  in_flight=--in-flight), selection=ErrorSelection(include_non_retryable=True))`` (489s
+  too, as the loops), a ``RemoteStore`` for the ledger and checkpoint (standing in for
+  Airflow's ``task_state_store``) and a ``JsonLinesSink`` to a temp file. With in_flight > 1
+  it acts while it lists (nothing here needs the whole plan first).
+- ``engine-1``: the same with ``in_flight=1``, the default: list everything, then one call
+  at a time, strictly oldest first.
+- ``bare``: plain httpx, ``POST /v2/workflows/dlq/resume?fromDate=...`` following ``cursor``
+  to the end; the server's page cap (default 50) bounds each call.
+- ``js``: ``@upstash/workflow`` (pinned, ``npm install``-ed into ~/.cache when ``node`` and
+  ``npm`` are here) running the loop its ``dlq.resume`` doc comment gives:
+  ``resume({filter, count: 100, cursor})`` until no cursor (bench/js_resume_loop.cjs).
 
-The dev server runs in its own process (the ``wfdlq-devserver`` console script) and every
-walk runs in a fresh spawned child process, so time, CPU, tracemalloc and RSS of a walk are
-the client's alone. The server's CPU time is read from /proc. Between walks the server is
-reset to the same N entries (same seed and anchor) and its clock frozen at one instant, so
-no resumed run finishes (and re-enters the DLQ) mid-walk. Timed walks run without
-tracemalloc (it slows allocation-heavy code); one extra traced walk per side measures the
-peak of Python memory. Every walk is checked against the server's action log: each seeded
-entry resumed exactly once, nothing left, nothing else done; for the engine, the JSON-lines
-report's dlqId -> new run mapping must equal the action log's.
+The dev server runs in its own process (the ``wfdlq-devserver`` console script), with
+``--latency-ms`` added to every API call (asyncio.sleep: concurrent calls overlap), and
+every walk runs in a fresh spawned child process, so time, CPU, tracemalloc and RSS of a
+walk are the client's alone (node's CPU is node's own ``process.cpuUsage``). The server's
+CPU time is read from /proc. Between walks the server is reset to the same N entries (same
+seed and anchor) and its clock frozen at one instant, so no resumed run finishes (and
+re-enters the DLQ) mid-walk. Timed walks run without tracemalloc; one extra traced walk per
+Python side measures the peak of Python memory (``--no-traced`` skips them). Every walk is
+checked against the server's action log: each seeded entry resumed exactly once, nothing
+left, nothing else done; for the engine, the JSON-lines report's dlqId -> new run mapping
+must equal the action log's.
 
-    .venv/bin/python bench/redrive_bench.py [--entries 10000] [--page-cap 50] [--repeat 1]
+    .venv/bin/python bench/redrive_bench.py --entries 5000 --latency-ms 20 --repeat 3
+    .venv/bin/python bench/redrive_bench.py --entries 10000 --repeat 3
+    .venv/bin/python bench/redrive_bench.py --entries 100000 --sides engine,bare --repeat 1
 """
 
 from __future__ import annotations
