@@ -8,7 +8,7 @@ limit of 1 nothing runs on another thread: each call is sent and answered in tur
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -54,13 +54,13 @@ class InFlight:
             self.submit(call)
 
     def answered(
-        self, block: bool = False, until: Future[Any] | None = None
+        self, block: bool = False, until: Sequence[Future[Any]] = ()
     ) -> list[tuple[Call, Answer]]:
         """The calls answered so far, in the order they were sent; with ``block``, wait
-        until at least one is (if any is out) or ``until`` is done. A worker's
+        until at least one is (if any is out) or one of ``until`` is done. A worker's
         BaseException (a dying task) is raised here."""
         if self._out:
-            waiting: list[Future[Any]] = [*self._out, *([until] if until is not None else [])]
+            waiting: list[Future[Any]] = [*self._out, *until]
             timeout = None if block else 0
             done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in sorted((f for f in done if f in self._out), key=self._chunk):

@@ -18,10 +18,10 @@ dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Container, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -46,6 +46,8 @@ MAX_RESTARTS_WITHOUT_PROGRESS = 3
 MAX_PAGES_WITHOUT_PROGRESS = 20
 #: The most entries one walk plans; a larger DLQ needs narrower filters or several runs.
 DEFAULT_MAX_ENTRIES = 1_000_000
+#: A window with both ends is listed as this many parts at once when listing ahead.
+WINDOWS = 2
 #: How much of a response body a dry run's table shows.
 EXCERPT = 200
 
@@ -241,7 +243,7 @@ class PlanBuilder:
         on_page: Callable[[Worklist], None] = lambda items: None,
         prefetch: bool = False,
         lean: bool = True,
-        while_waiting: Callable[[Future[Any]], None] = lambda page: None,
+        while_waiting: Callable[[list[Future[Any]]], None] = lambda pages: None,
     ) -> None:
         self.client = client
         self.judge, self.on_skip, self.on_vanished = judge, on_skip, on_vanished
@@ -254,7 +256,7 @@ class PlanBuilder:
         #: Called after each page with the worklist so far (acting while listing).
         self.on_page = on_page
         self.prefetch = prefetch
-        #: Called with the next page's future while it is out (acting goes on meanwhile).
+        #: Called with the list calls out while they are (acting goes on meanwhile).
         self.while_waiting = while_waiting
         #: Decode only what judging and acting read (``list_messages(lean=True)``).
         self.lean = lean
@@ -284,37 +286,65 @@ class PlanBuilder:
     def by_filters(self, filters: DLQFilters, seen: IdSet | None = None) -> Listing:
         """Every entry matching ``filters``, but those in ``seen`` (an earlier pass's).
 
-        With ``prefetch``, the next page is asked for as soon as a page's cursor is known,
-        while this page is judged (and acted on): one list call ahead, no more."""
+        With ``prefetch``, each page's successor is asked for as soon as its cursor is
+        known, while the page is judged (and acted on), and a window with both ends is
+        listed as :data:`WINDOWS` halves at once (each its own cursor walk, with its own
+        checks; an entry on the shared edge is seen twice and taken once)."""
         listing = Listing(items=Worklist(), seen=IdSet() if seen is None else seen)
-        walk = _Cursors(filters)
-        with ThreadPoolExecutor(max_workers=1) if self.prefetch else nullcontext() as ahead:
-            pending: Future[DLQPage] | None = None
-            while True:
-                if self.should_stop():
-                    raise ListingStopped(listing)
-                try:
-                    if pending is None:
-                        self.pace()
-                        page = self._page(walk.window, walk.cursor)
-                    else:
-                        ahead_page, pending = pending, None
-                        self.while_waiting(ahead_page)
-                        page = ahead_page.result()
-                except BadRequestError as exc:
-                    if walk.cursor is None:
-                        raise
-                    walk.start_over(exc.error)  # a stale cursor
-                    continue
-                if ahead is not None and page.cursor and walk.is_new(page.cursor):
-                    self.pace()
-                    pending = ahead.submit(self._page, walk.window, page.cursor)
-                fresh = self._judge_page(page, walk, listing)
-                self.on_page(listing.items)
-                if not walk.next(page.cursor or None, fresh):
-                    break
+        if self.prefetch:
+            self._walk_ahead([_Cursors(w) for w in split(filters, WINDOWS)], listing)
+        else:
+            self._walk(_Cursors(filters), listing)
         listing.items.sort()
         return listing
+
+    def _walk(self, walk: _Cursors, listing: Listing) -> None:
+        """One page after the other."""
+        while True:
+            if self.should_stop():
+                raise ListingStopped(listing)
+            self.pace()
+            try:
+                page = self._page(walk.window, walk.cursor)
+            except BadRequestError as exc:
+                if walk.cursor is None:
+                    raise
+                walk.start_over(exc.error)  # a stale cursor
+                continue
+            fresh = self._judge_page(page, walk, listing)
+            self.on_page(listing.items)
+            if not walk.next(page.cursor or None, fresh):
+                return
+
+    def _walk_ahead(self, walks: list[_Cursors], listing: Listing) -> None:
+        """Every walk at once, one list call ahead each; pages judged on this thread."""
+        with ThreadPoolExecutor(max_workers=len(walks)) as ahead:
+
+            def ask(walk: _Cursors, cursor: str | None) -> Future[DLQPage]:
+                self.pace()
+                return ahead.submit(self._page, walk.window, cursor)
+
+            pending = {ask(walk, None): walk for walk in walks}
+            while pending:
+                if self.should_stop():
+                    raise ListingStopped(listing)
+                self.while_waiting(list(pending))
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    walk = pending.pop(future)
+                    try:
+                        page = future.result()
+                    except BadRequestError as exc:
+                        if walk.cursor is None:
+                            raise
+                        walk.start_over(exc.error)  # a stale cursor
+                        pending[ask(walk, None)] = walk
+                        continue
+                    if page.cursor and walk.is_new(page.cursor):
+                        pending[ask(walk, page.cursor)] = walk
+                    fresh = self._judge_page(page, walk, listing)
+                    self.on_page(listing.items)
+                    walk.next(page.cursor or None, fresh)
 
     def _page(self, window: DLQFilters, cursor: str | None) -> DLQPage:
         return self.client.list_messages(
@@ -347,6 +377,16 @@ class PlanBuilder:
             chosen.append(Item.of(message, self.keep_excerpt))
         else:
             self.on_skip(message, reason)
+
+
+def split(filters: DLQFilters, parts: int) -> list[DLQFilters]:
+    """``filters`` as ``parts`` windows of equal time (the date filters are inclusive, so
+    neighbours share their edge millisecond); one window without both dates."""
+    low, high = filters.from_date, filters.to_date
+    if low is None or high is None or parts < 2 or high - low < parts:
+        return [filters]
+    edges = [low + (high - low) * k // parts for k in range(parts + 1)]
+    return [replace(filters, from_date=a, to_date=b) for a, b in itertools.pairwise(edges)]
 
 
 class _Cursors:

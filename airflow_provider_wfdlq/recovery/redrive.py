@@ -373,10 +373,10 @@ class Redrive:
         self._send_more(queue, whole=False)
         self._read_while_listing(self.out.answered())
 
-    def _act_until(self, page: Future[Any]) -> None:
-        """While the next page is out: read each answer as it comes, send the next batch."""
-        while self.out and not page.done():
-            self._read_while_listing(self.out.answered(block=True, until=page))
+    def _act_until(self, pages: list[Future[Any]]) -> None:
+        """While list calls are out: read each answer as it comes, send the next batch."""
+        while self.out and not any(page.done() for page in pages):
+            self._read_while_listing(self.out.answered(block=True, until=pages))
             self._send_more(self._queue, whole=False)
 
     def _read_while_listing(self, answered: list[tuple[Call, Answer]]) -> None:

@@ -32,7 +32,15 @@ from tests.recovery.invariants import (
     assert_never_twice,
     assert_pairs_true,
 )
-from tests.recovery.test_invariants import ENTRIES, WALKING, Died, DyingClient, plan, world
+from tests.recovery.test_invariants import (
+    ENTRIES,
+    EVERYTHING,
+    WALKING,
+    Died,
+    DyingClient,
+    plan,
+    world,
+)
 
 FAST = Pacing(in_flight=4, page_size=20)
 
@@ -110,12 +118,14 @@ def test_the_second_pass_runs_when_acted_entries_left_while_paging(
 
     check(server, report)
     assert set(acted_ids(server)) == set(created)
-    starts = [  # list calls without a cursor: each starts a listing
+    low = str(EVERYTHING.from_date)
+    starts = [  # list calls without a cursor from the window's start: each starts a pass
         r
         for r in server.control.requests()
         if r["method"] == "GET"
         and r["path"] == "/v2/workflows/dlq"
         and not any(name == "cursor" for name, _ in r["query"])
+        and ["fromDate", low] in r["query"]
     ]
     assert (len(starts) > 1) is second_pass  # more passes until one finds nothing new
 
@@ -343,3 +353,38 @@ def test_in_flight_is_validated_before_any_request() -> None:
         Pacing.build({"in_flight": None})
     assert Pacing.build({"in_flight": 8}).in_flight == 8
     assert Pacing().in_flight == 1
+
+
+def test_a_window_with_both_ends_is_split_into_halves_that_share_their_edge() -> None:
+    from airflow_provider_wfdlq.recovery.plan import split
+
+    window = DLQFilters.build(from_date=1_700_000_000_000, to_date=1_700_000_000_101)
+    halves = split(window, 2)
+    assert [(h.from_date, h.to_date) for h in halves] == [
+        (1_700_000_000_000, 1_700_000_000_050),
+        (1_700_000_000_050, 1_700_000_000_101),
+    ]
+    assert split(DLQFilters.build(from_date=1_700_000_000_000), 2) == [
+        DLQFilters.build(from_date=1_700_000_000_000)
+    ]
+    tiny = DLQFilters.build(from_date=1_700_000_000_000, to_date=1_700_000_000_001)
+    assert split(tiny, 2) == [tiny]
+
+
+def test_acting_while_listing_lists_both_halves_at_once(
+    wfdlq_devserver: Any, client: WorkflowDLQClient
+) -> None:
+    server = wfdlq_devserver
+    world(server, "default")
+
+    report = Redrive(client, plan(pacing=FAST)).run()
+
+    starts = {
+        dict(r["query"]).get("fromDate")
+        for r in server.control.requests()
+        if r["method"] == "GET"
+        and r["path"] == "/v2/workflows/dlq"
+        and not any(name == "cursor" for name, _ in r["query"])
+    }
+    assert len(starts) == 2  # the whole window's start, and its middle
+    assert report.counts["resumed"] == ENTRIES
