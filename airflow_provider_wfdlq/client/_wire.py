@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -175,6 +176,10 @@ def check_max_answer_bytes(value: Any) -> int:
     return value
 
 
+#: Query keys and values that percent-encoding leaves as they are (RFC 3986 unreserved).
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
+
+
 def build_request(call: Call, base_url: str, token: str, timeout: float) -> httpx.Request:
     """The httpx request for ``call``; the timeout travels as an extension, as httpx's own
     ``build_request`` would set it, because ``Client.send`` does not add one."""
@@ -184,10 +189,15 @@ def build_request(call: Call, base_url: str, token: str, timeout: float) -> http
         "Accept": "application/json",
         **call.headers,
     }
+    url, params = base_url + call.path, call.params
+    if params and all(_PLAIN.fullmatch(k) and _PLAIN.fullmatch(v) for k, v in params):
+        # Nothing to percent-encode (ids, numbers): joined here, as urlencode would, once.
+        # A bulk call names 50 ids; encoding them through httpx costs more than the call.
+        url, params = f"{url}?{'&'.join(f'{k}={v}' for k, v in params)}", ()
     return httpx.Request(
         call.method,
-        base_url + call.path,
-        params=call.params,
+        url,
+        params=params or None,
         headers=headers,
         extensions={"timeout": httpx.Timeout(timeout).as_dict()},
     )
