@@ -39,6 +39,10 @@ class NullSink:
         pass
 
 
+#: One encoder for every report line (``json.dumps`` with options builds one per call).
+_LINE = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 class JsonLinesSink:
     """Writes each record as one JSON line to an open text file; flushes after every page."""
 
@@ -46,7 +50,7 @@ class JsonLinesSink:
         self._stream = stream
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._stream.write(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n")
+        self._stream.write(_LINE.encode(record) + "\n")
 
     def flush(self) -> None:
         self._stream.flush()
