@@ -199,12 +199,13 @@ class DLQMessage:
             "response_status": _int(data, "responseStatus"),
             "response_header": _headers(data, "responseHeader"),
             "response_body": _body(data, "responseBody"),
-            "failure_callback_info": FailureCallbackInfo.from_json(info) if info else None,
         }
-        if lean:
-            return cls(**read, raw=data)
+        if lean:  # of the failure callback, its state only
+            state = FailureCallbackInfo(_text(info, "state")) if info else None
+            return cls(**read, failure_callback_info=state, raw=data)
         return cls(
             **read,
+            failure_callback_info=FailureCallbackInfo.from_json(info) if info else None,
             message_id=_text(data, "messageId"),
             workflow_created_at=_int(data, "workflowCreatedAt"),
             method=_text(data, "method"),
