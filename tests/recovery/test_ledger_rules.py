@@ -79,7 +79,8 @@ def test_a_chunk_whose_head_write_was_lost_was_never_sent() -> None:
 
 
 def test_a_missing_or_odd_head_is_an_empty_ledger() -> None:
-    for head in (None, [], "3", {"chunks": "2"}):
+    heads: tuple[Any, ...] = (None, [], "3", {"chunks": "2"})
+    for head in heads:
         store = MemoryStore()
         store.data["wfdlq_ledger"] = head
         store.data["wfdlq_ledger.0"] = {"ids": ["1-0"]}
