@@ -15,7 +15,8 @@ mutant are excluded from it, both reproducibly:
   mutant makes lies in the value, ``accepted`` or ``problem`` of a ``ValidationError(...)``
   (its ``field`` is what the tests assert, so a mutated field is never excluded), in the
   value assigned to a local named ``accepted`` or ``problem``, in the arguments of a
-  logging call, or in the message of a built-in exception;
+  logging call, or in the message of a built-in exception or of any ``...Error(message)``
+  built from its message alone;
 * **equivalent**, listed by name with a reason in ``tools/mutation_allow.txt``.
 
 That file also gives the reason of each survivor left standing (``survivor``). Mutant names
@@ -243,6 +244,8 @@ def _in_message(path: list[ast.AST]) -> bool:
             return True
         if name in _BUILTIN_ERRORS and child in parent.args:
             return True
+        if name.endswith("Error") and len(parent.args) == 1 and child in parent.args:
+            return True  # an exception built from its message alone (ListingError(...))
     return False
 
 
@@ -413,7 +416,8 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
             "message-only - equivalent); a timeout counts as killed, a mutant that no "
             "selected test reaches as survived. Message-only mutants change only the value, "
             "`accepted` or `problem` of a `ValidationError` (never its field), a log call's "
-            "arguments or a built-in exception's message, decided from the code by "
+            "arguments or the message of an exception built from its message alone, decided "
+            "from the code by "
             "`tools/mutation.py`; equivalent mutants, and the reason of each survivor, are "
             "listed by name in `tools/mutation_allow.txt`.",
             "",

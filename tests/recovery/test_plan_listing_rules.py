@@ -183,3 +183,84 @@ def test_named_ids_are_read_once_each_and_counted() -> None:
     assert vanished == ["4-0"]
     assert skipped == ["6-0"]
     assert [item.dlq_id for item in listing.items.drain()] == ["2-0", "3-0"]  # oldest first
+
+
+# --- listing by filters ----------------------------------------------------------------------
+
+
+class PagesClient:
+    """Answers list calls from a script of pages; a cursor named "stale" is refused."""
+
+    def __init__(self, *pages: tuple[list[str], str | None]) -> None:
+        self.pages = list(pages)
+        self.calls: list[tuple[DLQFilters, str | None, int | None]] = []
+
+    def list_messages(self, filters: DLQFilters, *, cursor: str | None, count: int | None) -> Any:
+        from airflow_provider_wfdlq.client import BadRequestError, DLQPage
+
+        self.calls.append((filters, cursor, count))
+        if cursor == "stale":
+            raise BadRequestError(400, "invalid cursor", "GET", "/v2/workflows/dlq")
+        ids, next_cursor = self.pages.pop(0)
+        messages = tuple(DLQMessage(dlq_id=i, created_at=T0 + int(i.split("-")[0])) for i in ids)
+        return DLQPage(messages=messages, cursor=next_cursor)
+
+
+def builder(client: Any, **kwargs: Any) -> PlanBuilder:
+    kwargs.setdefault("judge", lambda m: None)
+    return PlanBuilder(client, on_skip=lambda m, r: None, on_vanished=lambda i: None, **kwargs)
+
+
+def test_a_listing_dedups_counts_and_starts_over_after_a_stale_cursor() -> None:
+    client = PagesClient(
+        (["1-0", "2-0"], "c1"),
+        (["2-0", "3-0"], "stale"),  # the next call is refused: list again past 3
+        (["3-0", "4-0", "5-0"], None),
+    )
+    listing = builder(client, exclude={"2-0", "5-0"}, page_size=7).by_filters(DLQFilters.build())
+    assert [item.dlq_id for item in listing.items.drain()] == ["1-0", "3-0", "4-0"]
+    assert (listing.listed, listing.already_sent) == (3, 2)
+    assert [(c, n) for _, c, n in client.calls] == [
+        (None, 7),
+        ("c1", 7),
+        ("stale", 7),
+        (None, 7),
+    ]
+    assert client.calls[-1][0].from_date == T0 + 3  # past what was seen, oldest first
+
+
+def test_a_refused_first_page_is_an_error_not_a_restart() -> None:
+    from airflow_provider_wfdlq.client import BadRequestError
+
+    class Refusing(PagesClient):
+        def list_messages(self, filters: DLQFilters, **kwargs: Any) -> Any:
+            raise BadRequestError(400, "bad filter", "GET", "/v2/workflows/dlq")
+
+    with pytest.raises(BadRequestError):
+        builder(Refusing()).by_filters(DLQFilters.build())
+
+
+def test_pages_that_repeat_what_was_seen_end_the_listing() -> None:
+    pages: list[tuple[list[str], str | None]] = (
+        [(["1-0"], "c0")] + [(["1-0"], f"c{n}") for n in range(1, 40)] + [([], None)]
+    )
+    with pytest.raises(ListingError, match="brought no new entry"):
+        builder(PagesClient(*pages)).by_filters(DLQFilters.build())
+
+
+def test_max_entries_is_the_most_a_listing_takes() -> None:
+    three = builder(PagesClient((["1-0", "2-0", "3-0"], None)), max_entries=3)
+    assert three.by_filters(DLQFilters.build()).listed == 3
+    four = builder(PagesClient((["1-0", "2-0", "3-0", "4-0"], None)), max_entries=3)
+    with pytest.raises(ListingError, match="more than 3 entries"):
+        four.by_filters(DLQFilters.build())
+
+
+def test_a_stop_request_ends_the_listing_before_the_next_call() -> None:
+    from airflow_provider_wfdlq.recovery.plan import ListingStopped
+
+    client = PagesClient((["1-0"], "c1"), (["2-0"], None))
+    calls = iter([False, True])
+    with pytest.raises(ListingStopped):
+        builder(client, should_stop=lambda: next(calls)).by_filters(DLQFilters.build())
+    assert len(client.calls) == 1
