@@ -264,3 +264,18 @@ def test_a_stop_request_ends_the_listing_before_the_next_call() -> None:
     with pytest.raises(ListingStopped):
         builder(client, should_stop=lambda: next(calls)).by_filters(DLQFilters.build())
     assert len(client.calls) == 1
+
+
+def test_an_entry_already_sent_is_passed_over_not_the_rest_of_its_page() -> None:
+    client = PagesClient((["1-0", "2-0", "3-0"], None))
+    listing = builder(client, exclude={"1-0"}).by_filters(DLQFilters.build())
+    assert [item.dlq_id for item in listing.items.drain()] == ["2-0", "3-0"]
+    assert (listing.listed, listing.already_sent) == (2, 1)
+
+
+def test_progress_since_a_restart_adds_up_over_its_pages() -> None:
+    c = cursors()
+    for n in range(MAX_RESTARTS_WITHOUT_PROGRESS + 1):
+        c.next(f"a{n}", fresh=2)
+        c.next(f"b{n}", fresh=0)  # the last page brought nothing, the restart did
+        c.start_over("stale")
