@@ -279,3 +279,61 @@ def test_progress_since_a_restart_adds_up_over_its_pages() -> None:
         c.next(f"a{n}", fresh=2)
         c.next(f"b{n}", fresh=0)  # the last page brought nothing, the restart did
         c.start_over("stale")
+
+
+# --- items -----------------------------------------------------------------------------------
+
+
+def test_an_item_keeps_what_acting_and_reporting_need() -> None:
+    from airflow_provider_wfdlq.recovery.plan import EXCERPT, Item
+
+    message = DLQMessage(
+        dlq_id="7-0",
+        created_at=T0,
+        workflow_run_id="wfr_a",
+        workflow_url="https://a.example.com/wf",
+        response_status=503,
+        labels=("team",),
+        response_body="x" * (EXCERPT + 5),
+    )
+    item = Item.of(message)
+    assert (item.dlq_id, item.created_at, item.workflow_run_id) == ("7-0", T0, "wfr_a")
+    assert (item.workflow_url, item.response_status, item.labels) == (
+        "https://a.example.com/wf",
+        503,
+        ("team",),
+    )
+    assert item.excerpt is None  # kept only when asked for (a dry run's table)
+    assert Item.of(message, excerpt=True).excerpt == "x" * EXCERPT
+    assert Item.of(replace(message, response_body=None), excerpt=True).excerpt == ""
+    assert item.record("resumed", new_run="wfr_b") == {
+        "event": "resumed",
+        "dlq_id": "7-0",
+        "workflow_url": "https://a.example.com/wf",
+        "workflow_run_id": "wfr_a",
+        "created_at": T0,
+        "response_status": 503,
+        "failure_function_state": None,
+        "new_run": "wfr_b",
+    }
+    bare = Item.build("8-0")
+    assert (bare.created_at, bare.workflow_run_id, bare.excerpt) == (None, None, None)
+    assert Item.build("1-0", 5).text < Item.build("0-0", 10).text  # texts sort as times
+
+
+def test_the_builder_keeps_excerpts_only_when_asked() -> None:
+    client = PagesClient((["1-0"], None))
+    plain = builder(client).by_filters(DLQFilters.build())
+    assert plain.items.drain()[0].excerpt is None
+    kept = builder(PagesClient((["1-0"], None)), keep_excerpt=True).by_filters(DLQFilters.build())
+    assert kept.items.drain()[0].excerpt == ""
+
+
+def test_a_drained_worklist_says_so() -> None:
+    from airflow_provider_wfdlq.recovery.plan import Item, Worklist
+
+    work = Worklist()
+    work.append(Item.build("1-0", T0))
+    assert work.popleft().dlq_id == "1-0"
+    with pytest.raises(IndexError):
+        work.popleft()
