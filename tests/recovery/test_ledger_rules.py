@@ -141,3 +141,25 @@ def test_the_memory_store_takes_strict_json_only() -> None:
     store.delete("k")
     store.delete("never")
     assert store.get("k") is None
+
+
+def test_a_release_frees_the_ids_at_once_and_keeps_the_order_of_later_sends() -> None:
+    store = MemoryStore()
+    ledger = Ledger(store)
+    ledger.record(["A"])  # chunk 0
+    ledger.record(["B"])  # chunk 1
+    ledger.release(["A"])  # chunk 2: refused, so A is free again
+    assert "A" not in ledger
+    assert "B" in ledger
+    ledger.record(["A"])  # chunk 3: sent again, after B
+    assert ledger.sent_since(0) == ["B", "A"]
+    assert ledger.sent_since(1) == ["B", "A"]  # releasing an id not seen since is no error
+    assert ledger.sent_since(2) == ["A"]
+
+
+def test_a_head_without_a_count_is_an_empty_ledger() -> None:
+    store = MemoryStore()
+    store.data["wfdlq_ledger"] = {}
+    store.data["wfdlq_ledger.0"] = {"ids": ["1-0"]}
+    ledger = Ledger(store)
+    assert (ledger.chunks, "1-0" in ledger) == (0, False)
