@@ -421,6 +421,10 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
             "`tools/mutation.py`; equivalent mutants, and the reason of each survivor, are "
             "listed by name in `tools/mutation_allow.txt`.",
             "",
+            "Times are wall times on a 2-core machine shared with other work. "
+            "`make mutation MUTATION_ARGS='--only plan'` re-measures one module and keeps "
+            "the others' last results (`build/mutation/results.json`).",
+            "",
             "| module | score | mutants | killed | survived | message-only | equivalent | time |",
             "|---|---|---|---|---|---|---|---|",
             *rows,
