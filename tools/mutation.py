@@ -58,6 +58,9 @@ class Module:
     path: str
     tests: tuple[str, ...]
     note: str = ""
+    #: False: measured and listed, but neither its score nor its survivors fail the run
+    #: (a module being rewritten; its survivors are triaged once the rewrite has merged).
+    gated: bool = True
 
 
 _SAFETY_TESTS = (
@@ -94,7 +97,8 @@ MODULES: tuple[Module, ...] = (
         "actor",
         "recovery/actor.py",
         _ENGINE_TESTS,
-        note="measured before the rewrite of issue #14/#15 merged",
+        note="measured before the rewrite of issue #14/#15 merged; not gated",
+        gated=False,
     ),
 )
 
@@ -348,7 +352,7 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
         survivors = [m for m in standing if m not in message and m not in equivalent]
         counted = len(mutants) - len(message) - len(equivalent)
         score = 100.0 * len(killed) / counted if counted else 100.0
-        ok &= score >= 90.0
+        ok &= score >= 90.0 or not module.gated
         note = f" ({module.note})" if module.note else ""
         rows.append(
             f"| `{module.path}`{note} | **{score:.1f}%** | {len(mutants)} | {len(killed)} | "
@@ -369,8 +373,9 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
                 "|---|---|---|",
             ]
             for m in survivors:
-                kind, reason = allowed.get(m["name"], ("", "**unexplained**"))
-                if kind != "survivor":
+                untriaged = "**unexplained**" if module.gated else "not triaged (being rewritten)"
+                kind, reason = allowed.get(m["name"], ("", untriaged))
+                if kind != "survivor" and module.gated:
                     ok = False
                 status = " (no test reaches it)" if m["code"] in (5, 33) else ""
                 section.append(
