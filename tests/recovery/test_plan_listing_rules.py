@@ -195,9 +195,12 @@ class PagesClient:
         self.pages = list(pages)
         self.calls: list[tuple[DLQFilters, str | None, int | None]] = []
 
-    def list_messages(self, filters: DLQFilters, *, cursor: str | None, count: int | None) -> Any:
+    def list_messages(
+        self, filters: DLQFilters, *, cursor: str | None, count: int | None, lean: bool = False
+    ) -> Any:
         from airflow_provider_wfdlq.client import BadRequestError, DLQPage
 
+        assert lean  # the plan decodes only what judging and acting read
         self.calls.append((filters, cursor, count))
         if cursor == "stale":
             raise BadRequestError(400, "invalid cursor", "GET", "/v2/workflows/dlq")
