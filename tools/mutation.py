@@ -77,6 +77,7 @@ _ENGINE_TESTS = (
     "tests/recovery/test_policy_regressions.py",
     "tests/recovery/test_idset.py",
     "tests/recovery/test_safety_arithmetic.py",
+    "tests/recovery/test_in_flight.py",
 )
 
 #: In the order they run: the most important first, the one being rewritten last.
@@ -97,9 +98,14 @@ MODULES: tuple[Module, ...] = (
         "actor",
         "recovery/actor.py",
         _ENGINE_TESTS,
-        note="measured before the rewrite of issue #14/#15 merged; not gated",
+        note=(
+            "measured before the rewrite of issue #14 merged; a re-measure of the rewritten "
+            "actor was stopped at 280 of 478 mutants (100 killed, 115 survived, 65 not "
+            "reached by the selected tests): below 90%, open in issue #18; not gated"
+        ),
         gated=False,
     ),
+    Module("inflight", "recovery/inflight.py", _ENGINE_TESTS, note="not measured yet", gated=False),
 )
 
 KILLED = {1, 3, 36, -24, 24, 152, 255, 37}  # failed, pytest error, timeouts, type check

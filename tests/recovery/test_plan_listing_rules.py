@@ -340,3 +340,58 @@ def test_a_drained_worklist_says_so() -> None:
     assert work.popleft().dlq_id == "1-0"
     with pytest.raises(IndexError):
         work.popleft()
+
+
+# --- listing ahead (pacing.in_flight > 1) ------------------------------------------------------
+
+
+def test_a_second_pass_skips_what_the_first_saw() -> None:
+    first = builder(PagesClient((["1-0", "2-0"], None))).by_filters(DLQFilters.build())
+    client = PagesClient((["1-0", "2-0", "3-0"], None))
+    again = builder(client).by_filters(DLQFilters.build(), seen=first.seen)
+    assert [item.dlq_id for item in again.items.drain()] == ["3-0"]
+    assert again.listed == 1
+    assert again.seen is first.seen
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_stopped_listing_hands_over_what_it_listed(prefetch: bool) -> None:
+    from airflow_provider_wfdlq.recovery.plan import ListingStopped
+
+    client = PagesClient((["1-0", "2-0"], "c1"), (["3-0"], None))
+    calls = iter([False, True, True])
+    with pytest.raises(ListingStopped) as stopped:
+        builder(client, should_stop=lambda: next(calls), prefetch=prefetch).by_filters(
+            DLQFilters.build()
+        )
+    assert stopped.value.listing is not None
+    assert stopped.value.listing.listed == 2
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_each_page_is_handed_to_on_page(prefetch: bool) -> None:
+    sizes: list[int] = []
+    client = PagesClient((["1-0", "2-0"], "c1"), (["3-0"], None))
+    on_page = builder(client, on_page=lambda items: sizes.append(len(items)), prefetch=prefetch)
+    on_page.by_filters(DLQFilters.build())
+    assert sizes == [2, 3]
+
+
+def test_listing_ahead_never_asks_for_a_cursor_it_has_seen() -> None:
+    client = PagesClient((["1-0"], "a"), (["2-0"], "b"), (["3-0"], "a"), ([], None))
+    with pytest.raises(ListingError, match="twice"):
+        builder(client, prefetch=True).by_filters(DLQFilters.build())
+    assert [cursor for _, cursor, _ in client.calls] == [None, "a", "b"]
+
+
+def test_the_narrowest_window_that_splits_is_as_wide_as_its_parts() -> None:
+    from airflow_provider_wfdlq.recovery.plan import split
+
+    window = DLQFilters.build(from_date=T0, to_date=T0 + 2)
+    assert [(w.from_date, w.to_date) for w in split(window, 2)] == [
+        (T0, T0 + 1),
+        (T0 + 1, T0 + 2),
+    ]
+    narrower = DLQFilters.build(from_date=T0, to_date=T0 + 1)
+    assert split(narrower, 2) == [narrower]
+    assert split(window, 1) == [window]
