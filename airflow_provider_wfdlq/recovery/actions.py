@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -266,11 +265,10 @@ class HousekeepingActor(BatchActor):
     # -- one entry per call -----------------------------------------------------------------
 
     def _each(self, items: Sequence[Item]) -> list[Result]:
+        """One call after the other, on the task's thread: a refusal or a 404 releases ids
+        from the ledger, and the task's state store is written from that thread only."""
         self.ledger.record([i.dlq_id for i in items])
-        if len(items) == 1 or self.concurrency <= 1:
-            return [self._one(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, items))
+        return [self._one(item) for item in items]
 
     def _one(self, item: Item) -> Result:
         assert self.spec.single is not None

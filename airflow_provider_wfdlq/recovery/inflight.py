@@ -48,11 +48,6 @@ class InFlight:
             return
         self._out[self._pool.submit(self._send, call)] = call
 
-    def submit_all(self, calls: list[Call]) -> None:
-        """Several calls that go out together (exact pairing's batch)."""
-        for call in calls:
-            self.submit(call)
-
     def answered(
         self, block: bool = False, until: Sequence[Future[Any]] = ()
     ) -> list[tuple[Call, Answer]]:

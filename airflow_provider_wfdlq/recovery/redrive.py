@@ -490,11 +490,8 @@ class Redrive:
             for overrides, items in label_groups(
                 batch, self.plan.overrides, self._extra, self.plan.label_mode
             ):
-                if self.plan.pacing.exact_pairing:
-                    self.out.submit_all(self.actor.prepare(items, overrides))
-                else:
-                    for call in self.actor.prepare(items, overrides):
-                        self.out.submit(call)
+                for call in self.actor.prepare(items, overrides):
+                    self.out.submit(call)
             self.recorder.progress(len(batch), len(self.ledger))
 
     def _read(self, answered: list[tuple[Call, Answer]]) -> list[tuple[str, int]]:
