@@ -36,11 +36,11 @@ class InFlight:
     def room(self) -> int:
         return self.limit - len(self)
 
-    def oldest_chunk(self) -> int | None:
-        """The first ledger chunk a call still out named (None: nothing is out): the
-        checkpoint's "settled" mark must stay below it."""
-        chunks = [c.chunk for c in self._out.values()] + [c.chunk for c, _ in self._answered]
-        return min(chunks, default=None)
+    def pending_ids(self) -> list[str]:
+        """The ids of every call sent and not yet recorded (a checkpoint names them: a
+        retry settles exactly these, and nothing a recorded call named)."""
+        calls = [*self._out.values(), *(call for call, _ in self._answered)]
+        return [item.dlq_id for call in calls for item in call.items]
 
     def submit(self, call: Call) -> None:
         if self._pool is None:

@@ -262,7 +262,7 @@ class Redrive:
                 self.tries.save(listed=False)
                 raise ListingError(f"{exc}; what was acted on while listing is recorded") from exc
             if not self.plan.dry_run:
-                self.tries.save(settled=self.out.oldest_chunk())  # a retry knows what is settled
+                self.tries.save(pending=self.out.pending_ids())  # a retry knows what is settled
             self.report.found = known_before + listing.listed
             skipped = sum(n for k, n in self.report.counts.items() if k.startswith("skipped_"))
             self.report.selected = self.report.found - skipped
@@ -384,7 +384,7 @@ class Redrive:
             self._read(answered)
             if self.actor.refusal is not None:
                 self._refuse(listed=False)
-            self.tries.save(settled=self.out.oldest_chunk(), listed=False)
+            self.tries.save(pending=self.out.pending_ids(), listed=False)
 
     def _act_on_missed(self, seen: IdSet) -> None:
         """Pass after pass while a pass finds entries the ones before missed (entries acted
@@ -434,7 +434,7 @@ class Redrive:
                 runs = self._read(self.out.answered(block=True))
                 if self.actor.refusal is not None:
                     self._refuse(listed=True)
-                self.tries.save(settled=self.out.oldest_chunk())
+                self.tries.save(pending=self.out.pending_ids())
                 self.gate.after_batch(runs, last=not queue and not self.out)
                 self.report.safety.update(self.gate.seen)
             if stop in (Stop.DONE, Stop.MAX_RESUMES) and not self.gate.canary_done:

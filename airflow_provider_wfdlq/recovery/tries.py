@@ -10,6 +10,7 @@ flight when a try died: the next try resolves them like lost answers, never send
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from airflow_provider_wfdlq.recovery.actor import BatchActor, LeaveProbe
 from airflow_provider_wfdlq.recovery.checkpoint import Checkpoint, Ledger
@@ -51,6 +52,7 @@ class TryState:
         self.by_ids = by_ids
         self.bound = 0
         self._settled = ledger.chunks
+        self._pending: list[str] = []
         self._runs_saved = (-1, False)
 
     def restore(self, now_ms: int) -> None:
@@ -61,6 +63,7 @@ class TryState:
             return
         self.bound = int(state["bound"])
         self._settled = int(state.get("settled", 0))
+        self._pending = [str(i) for i in state.get("pending", [])]
         report = dict(state.get("report", {}))
         report.update(self.checkpoint.load_part(RUNS) or {})
         self.recorder.report.restore(report)
@@ -77,7 +80,9 @@ class TryState:
 
     def settle_in_flight(self) -> None:
         """Ids an earlier try wrote to the ledger but did not live to record."""
-        in_flight = self.ledger.sent_since(self._settled)
+        later = self.ledger.sent_since(self._settled)
+        out = [i for i in self._pending if i in self.ledger]  # calls out at the checkpoint
+        in_flight = list(dict.fromkeys([*out, *later]))
         if not in_flight:
             return
         log.warning("%s were in flight when an earlier try died.", _entries(len(in_flight)))
@@ -85,10 +90,11 @@ class TryState:
             self.recorder.record(result)
         self.save()
 
-    def save(self, *, settled: int | None = None, listed: bool = True) -> None:
-        """``settled``: the first ledger chunk whose call is still out (default: none is);
+    def save(self, *, pending: Sequence[str] = (), listed: bool = True) -> None:
+        """``pending``: the ids of calls sent and not yet recorded (calls in flight);
         ``listed``: False while acting goes on during a listing."""
-        self._settled = self.ledger.chunks if settled is None else settled
+        self._settled = self.ledger.chunks
+        self._pending = list(pending)
         report = self.recorder.state(by_ids=self.by_ids)
         # The runs named in the result (up to 1,000) go in their own key, written only
         # while they change: the checkpoint written after every batch stays small.
@@ -100,6 +106,7 @@ class TryState:
             {
                 "bound": self.bound,
                 "settled": self._settled,
+                "pending": self._pending,
                 "listed": listed,
                 "probe": self.actor.probe.to_state(),
                 "batch_limit": self.actor.batch_limit,

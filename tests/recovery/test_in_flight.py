@@ -388,3 +388,25 @@ def test_acting_while_listing_lists_both_halves_at_once(
     }
     assert len(starts) == 2  # the whole window's start, and its middle
     assert report.counts["resumed"] == ENTRIES
+
+
+def test_a_checkpoint_names_the_calls_still_out_not_a_low_mark(
+    wfdlq_devserver: Any, client: WorkflowDLQClient
+) -> None:
+    """Calls answer out of order: an answered later call is recorded, an earlier one is still
+    out when the task dies. The retry settles exactly the one still out (counts add up)."""
+    world(wfdlq_devserver, "keep_resumed", entries=20)
+    store = MemoryStore()
+    first = Redrive(client, plan(pacing=FAST), store=store)
+    first.tries.restore(0)
+    early = first.ledger.record(["a-1"])  # out
+    first.ledger.record(["b-1"])  # answered and recorded
+    first.tries.save(pending=["a-1"])
+    assert early == 0
+
+    retry = Redrive(client, plan(pacing=FAST), store=store)
+    retry.tries.restore(0)
+    settled: list[str] = []
+    retry.actor.settle = lambda items: settled.extend(i.dlq_id for i in items) or []  # type: ignore[method-assign]
+    retry.tries.settle_in_flight()
+    assert settled == ["a-1"]
