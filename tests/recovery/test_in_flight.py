@@ -407,6 +407,11 @@ def test_a_checkpoint_names_the_calls_still_out_not_a_low_mark(
     retry = Redrive(client, plan(pacing=FAST), store=store)
     retry.tries.restore(0)
     settled: list[str] = []
-    retry.actor.settle = lambda items: settled.extend(i.dlq_id for i in items) or []  # type: ignore[method-assign]
+
+    def settle(items: Any) -> list[Any]:
+        settled.extend(item.dlq_id for item in items)
+        return []
+
+    retry.actor.settle = settle  # type: ignore[method-assign]
     retry.tries.settle_in_flight()
     assert settled == ["a-1"]
