@@ -94,18 +94,12 @@ MODULES: tuple[Module, ...] = (
     Module("plan", "recovery/plan.py", _ENGINE_TESTS),
     Module("checkpoint", "recovery/checkpoint.py", _ENGINE_TESTS),
     Module("idset", "recovery/idset.py", _ENGINE_TESTS),
+    Module("actor", "recovery/actor.py", ("tests/recovery/test_actor_rules.py", *_ENGINE_TESTS)),
     Module(
-        "actor",
-        "recovery/actor.py",
-        _ENGINE_TESTS,
-        note=(
-            "measured before the rewrite of issue #14 merged; a re-measure of the rewritten "
-            "actor was stopped at 280 of 478 mutants (100 killed, 115 survived, 65 not "
-            "reached by the selected tests): below 90%, open in issue #18; not gated"
-        ),
-        gated=False,
+        "inflight",
+        "recovery/inflight.py",
+        ("tests/recovery/test_inflight_rules.py", *_ENGINE_TESTS),
     ),
-    Module("inflight", "recovery/inflight.py", _ENGINE_TESTS, note="not measured yet", gated=False),
 )
 
 KILLED = {1, 3, 36, -24, 24, 152, 255, 37}  # failed, pytest error, timeouts, type check

@@ -193,11 +193,12 @@ def test_the_leave_probe_is_proven_only_by_a_leave_and_no_stay(
     probe.saw(False)
     assert (probe.proven, probe.to_state()) == (True, {"seen_leave": True, "seen_stay": False})
     caplog.set_level(logging.WARNING, "airflow_provider_wfdlq.recovery")
-    probe.saw(True)
-    probe.saw(True)
-    probe.saw(False)  # a later leave does not undo a stay: the latch holds for the walk
+    warned = []
+    for present in (True, True, False):  # a later leave does not undo a stay: a latch
+        probe.saw(present)
+        warned.append(len([r for r in caplog.records if r.levelno == logging.WARNING]))
     assert (probe.proven, probe.to_state()) == (False, {"seen_leave": True, "seen_stay": True})
-    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1  # once
+    assert warned == [1, 1, 1]  # at the first stay, and only then
 
 
 # --- which calls, and their ids in the ledger ------------------------------------------------
@@ -396,6 +397,9 @@ def test_a_read_back_that_fails_is_logged_and_the_results_still_stand(
     assert [r.outcome for r in results] == [Outcome.ACTED, Outcome.ACTED]
     assert actor.probe.to_state() == {"seen_leave": False, "seen_stay": False}
     assert ["Could not read" in r.getMessage() for r in caplog.records] == [True]
+    single = make(client)  # one id: the read-back names it
+    assert [r.outcome for r in single.act(items("c"), NO)] == [Outcome.ACTED]
+    assert client.reads == ["a", "c"]
 
 
 def test_interpret_teaches_the_probe_only_what_was_read() -> None:
@@ -571,9 +575,11 @@ def test_an_answer_with_no_run_acted_on_nothing() -> None:
     client = ScriptedClient({"a", "b"}, [runs(cursor="c1")])
     actor = make(client, batch_limit=10)
     results = actor.act(items("a", "b"), NO)
-    assert [(r.outcome, r.reason) for r in results] == [
-        (Outcome.NOT_ACTED, "named in a call whose answer has no run")
-    ] * 2
+    assert outcomes(results) == [
+        ("a", Outcome.NOT_ACTED, None, None),
+        ("b", Outcome.NOT_ACTED, None, None),
+    ]
+    assert reasons(results) == ["named in a call whose answer has no run"] * 2
     assert (actor.unpaired, actor.batch_limit, client.reads) == ([], 10, [])
     assert sent(actor.ledger, "a", "b") == [True, True]  # never sent again by this task
 
@@ -657,6 +663,18 @@ def test_the_limit_drops_to_the_runs_made_only_below_it(limit: int, after: int) 
     actor = make(client, probe=leaves(), batch_limit=limit)
     actor.act(items("a", "b", "c"), NO)
     assert actor.batch_limit == after
+
+
+def test_one_run_and_one_entry_gone_proves_a_fresh_probe_and_pairs_it() -> None:
+    client = ScriptedClient({"a", "c"}, [runs("b", cursor="more")])
+    actor = make(client)
+    results = actor.act(items("a", "b", "c"), NO)
+    assert actor.probe.proven is True
+    assert outcomes(results) == [
+        ("a", Outcome.NOT_ACTED, None, None),
+        ("c", Outcome.NOT_ACTED, None, None),
+        ("b", Outcome.ACTED, "wfr_b", PairedBy.SINGLE_ID),
+    ]
 
 
 def test_fewer_runs_on_a_server_not_proven_are_unknown_and_the_probe_unchanged(

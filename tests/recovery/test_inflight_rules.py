@@ -121,6 +121,17 @@ def test_an_answered_call_is_named_until_it_is_handed_back() -> None:
     assert flight.pending_ids() == []
 
 
+def test_a_read_that_does_not_block_does_not_wait() -> None:
+    gate = Gate()
+    flight = InFlight(gate, 2)
+    flight.submit(call(0))
+    threading.Timer(0.5, gate.let, (0,)).start()  # answered later than any read that polls
+    assert flight.answered() == []
+    assert flight.pending_ids() == ["0-0"]
+    assert chunks(flight.answered(block=True)) == [0]
+    flight.close()
+
+
 def test_a_blocking_read_waits_for_one_answer_only() -> None:
     gate = Gate()
     flight = InFlight(gate, 2)
@@ -166,6 +177,17 @@ def test_a_dying_worker_is_raised_on_the_callers_thread() -> None:
     with pytest.raises(Dying):
         flight.answered(block=True)
     flight.close()
+
+
+def test_close_cancels_calls_not_yet_sent() -> None:
+    gate = Gate()
+    flight = InFlight(gate, 2)
+    for chunk in (0, 1, 2):  # the third waits for a worker
+        flight.submit(call(chunk))
+    threading.Timer(0.3, gate.let, (0, 1, 2)).start()
+    flight.close()
+    assert len(gate.threads) == 2  # the third was never sent
+    assert [f.cancelled() for f in flight._out] == [False, False, True]
 
 
 def test_close_waits_for_calls_out() -> None:
