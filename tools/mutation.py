@@ -94,11 +94,17 @@ MODULES: tuple[Module, ...] = (
     Module("plan", "recovery/plan.py", _ENGINE_TESTS),
     Module("checkpoint", "recovery/checkpoint.py", _ENGINE_TESTS),
     Module("idset", "recovery/idset.py", _ENGINE_TESTS),
+    Module("tries", "recovery/tries.py", _ENGINE_TESTS),
     Module("actor", "recovery/actor.py", ("tests/recovery/test_actor_rules.py", *_ENGINE_TESTS)),
     Module(
         "inflight",
         "recovery/inflight.py",
         ("tests/recovery/test_inflight_rules.py", *_ENGINE_TESTS),
+    ),
+    Module(
+        "actions",
+        "recovery/actions.py",
+        ("tests/recovery/test_housekeeping.py", "tests/recovery/test_morning_housekeeping.py"),
     ),
 )
 
