@@ -104,7 +104,11 @@ MODULES: tuple[Module, ...] = (
     Module(
         "actions",
         "recovery/actions.py",
-        ("tests/recovery/test_housekeeping.py", "tests/recovery/test_morning_housekeeping.py"),
+        (
+            "tests/recovery/test_actions_rules.py",
+            "tests/recovery/test_housekeeping.py",
+            "tests/recovery/test_morning_housekeeping.py",
+        ),
     ),
 )
 
