@@ -220,6 +220,24 @@ def test_the_entry_kept_is_the_entry_as_read() -> None:
     ]
 
 
+def test_an_entry_read_without_its_raw_answer_is_kept_by_its_id() -> None:
+    class Bare(Housekeeping):
+        def get_message(self, one: str) -> DLQMessage:
+            self.reads.append(name(one))
+            return DLQMessage(dlq_id=one)  # built, not decoded: raw is empty
+
+    got: list[Sequence[Mapping[str, Any]]] = []
+    hk = HousekeepingActor(
+        Bare({"a": None}),  # type: ignore[arg-type]
+        Action.DELETE,
+        Ledger(MemoryStore()),
+        probe=LeaveProbe(),
+        keep=got.append,
+    )
+    hk.act(items("a"), Overrides())
+    assert got == [[{"dlqId": dlq_id("a")}]]
+
+
 def test_an_entry_gone_before_its_delete_is_vanished_and_never_named() -> None:
     client = Housekeeping({"b": None})
     kept: list[list[str]] = []

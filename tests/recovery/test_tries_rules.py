@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_wfdlq.client import WorkflowDLQClient
+from airflow_provider_wfdlq.client import DLQFilters, WorkflowDLQClient
 from airflow_provider_wfdlq.recovery import MemoryStore, Redrive
 from airflow_provider_wfdlq.recovery.actor import LeaveProbe, Result
 from airflow_provider_wfdlq.recovery.checkpoint import CHECKPOINT_KEY, CHECKPOINT_VERSION
@@ -229,3 +229,33 @@ def test_clear_drops_the_checkpoint_and_keeps_the_ledger(offline: WorkflowDLQCli
     redrive.tries.clear()
     assert (store.get(CHECKPOINT_KEY), store.get(RUNS_KEY)) == (None, None)
     assert "1-0" in walk(offline, store).ledger
+
+
+def test_a_save_is_of_a_finished_listing_unless_told(offline: WorkflowDLQClient) -> None:
+    store = MemoryStore()
+    first = walk(offline, store)
+    first.tries.restore(0)
+    first.tries.save(listed=False)
+    first.tries.save()
+    assert store.get(CHECKPOINT_KEY)["listed"] is True
+    retry = walk(offline, store)
+    retry.recorder.skips_written = False
+    retry.tries.restore(0)
+    assert retry.recorder.skips_written is True
+
+
+def test_a_walk_by_named_ids_keeps_its_vanished_count_out_of_the_checkpoint(
+    offline: WorkflowDLQClient,
+) -> None:
+    """Named ids are checked again by the next try's listing (a vanished one is found
+    vanished again); by filters, what vanished while acting is not listed again."""
+    saved = {}
+    for by_ids in (False, True):
+        store = MemoryStore()
+        filters = DLQFilters(dlq_ids=("1-0",)) if by_ids else plan().filters
+        redrive = Redrive(offline, plan(filters=filters), store=store)
+        redrive.tries.restore(0)
+        redrive.recorder.report.counts["vanished"] = 1
+        redrive.tries.save()
+        saved[by_ids] = store.get(CHECKPOINT_KEY)["report"]["counts"].get("vanished")
+    assert saved == {False: 1, True: None}
