@@ -49,6 +49,25 @@ class Settled:
         return [Result(i, Outcome.NOT_ACTED, reason="settled") for i in items]
 
 
+def first_try(client: WorkflowDLQClient, store: MemoryStore, now_ms: int = 0) -> Redrive:
+    """A try with no checkpoint before it, its walk started at ``now_ms``."""
+    redrive = walk(client, store)
+    redrive.tries.restore(now_ms)
+    return redrive
+
+
+def retried(
+    client: WorkflowDLQClient, store: MemoryStore, settled: Settled | None = None
+) -> tuple[Redrive, Settled]:
+    """The next try: it takes up the checkpoint and settles what was in flight."""
+    settled = settled if settled is not None else Settled()
+    retry = walk(client, store)
+    retry.tries.restore(0)
+    retry.actor.settle = settled  # type: ignore[method-assign]
+    retry.tries.settle_in_flight()
+    return retry, settled
+
+
 def test_entries_reads_as_english() -> None:
     assert [_entries(n) for n in (0, 1, 2)] == ["0 entries", "1 entry", "2 entries"]
 
@@ -70,8 +89,7 @@ def test_a_checkpoint_holds_the_walk_and_a_retry_takes_it_back(
     offline: WorkflowDLQClient,
 ) -> None:
     store = MemoryStore()
-    first = walk(offline, store)
-    first.tries.restore(1_700_000_000_000)
+    first = first_try(offline, store, 1_700_000_000_000)
     first.ledger.record(["1-0", "2-0"])
     first.actor.probe = LeaveProbe(seen_leave=True)
     first.actor.batch_limit = 7
@@ -115,8 +133,7 @@ def test_a_checkpoint_holds_the_walk_and_a_retry_takes_it_back(
 
 def test_the_runs_are_written_only_when_they_change(offline: WorkflowDLQClient) -> None:
     store = MemoryStore()
-    redrive = walk(offline, store)
-    redrive.tries.restore(0)
+    redrive = first_try(offline, store)
     writes: list[str] = []
     real_set = store.set
 
@@ -165,8 +182,7 @@ def test_a_retry_settles_the_calls_out_and_what_came_after_once_each(
     offline: WorkflowDLQClient,
 ) -> None:
     store = MemoryStore()
-    first = walk(offline, store)
-    first.tries.restore(0)
+    first = first_try(offline, store)
     first.ledger.record(["1-0"])  # out at the checkpoint
     first.ledger.record(["2-0", "3-0"])  # out, then refused: acted on none
     first.ledger.record(["4-0"])  # recorded: settled
@@ -174,34 +190,22 @@ def test_a_retry_settles_the_calls_out_and_what_came_after_once_each(
     first.ledger.release(["2-0", "3-0"])
     first.ledger.record(["5-0", "1-0"])  # after the checkpoint (1-0 can't be: never twice)
 
-    retry = walk(offline, store)
-    retry.tries.restore(0)
-    settled = Settled()
-    retry.actor.settle = settled  # type: ignore[method-assign]
-    retry.tries.settle_in_flight()
+    retry, settled = retried(offline, store)
     assert settled.asked == [["1-0", "5-0"]]  # the calls out first, each id once
     assert retry.recorder.report.counts["not_acted"] == 2
     saved = store.get(CHECKPOINT_KEY)
     assert (saved["settled"], saved["pending"]) == (retry.ledger.chunks, [])
-    again = walk(offline, store)  # a third try: nothing is in flight any more
-    again.tries.restore(0)
-    again.actor.settle = settled  # type: ignore[method-assign]
-    again.tries.settle_in_flight()
+    retried(offline, store, settled)  # a third try: nothing is in flight any more
     assert settled.asked == [["1-0", "5-0"]]
 
 
 def test_nothing_in_flight_settles_nothing_and_writes_nothing(offline: WorkflowDLQClient) -> None:
     store = MemoryStore()
-    first = walk(offline, store)
-    first.tries.restore(0)
+    first = first_try(offline, store)
     first.ledger.record(["1-0"])
     first.tries.save()
-    retry = walk(offline, store)
-    retry.tries.restore(0)
-    settled = Settled()
-    retry.actor.settle = settled  # type: ignore[method-assign]
     before = dict(store.data)
-    retry.tries.settle_in_flight()
+    _, settled = retried(offline, store)
     assert (settled.asked, store.data) == ([], before)
 
 
@@ -212,18 +216,13 @@ def test_a_first_try_has_nothing_in_flight_whatever_the_ledger_holds(
     task sent is never sent again, and not settled again either."""
     store = MemoryStore()
     walk(offline, store).ledger.record(["1-0"])
-    again = walk(offline, store)
-    again.tries.restore(0)
-    settled = Settled()
-    again.actor.settle = settled  # type: ignore[method-assign]
-    again.tries.settle_in_flight()
+    _, settled = retried(offline, store)
     assert settled.asked == []
 
 
 def test_clear_drops_the_checkpoint_and_keeps_the_ledger(offline: WorkflowDLQClient) -> None:
     store = MemoryStore()
-    redrive = walk(offline, store)
-    redrive.tries.restore(0)
+    redrive = first_try(offline, store)
     redrive.ledger.record(["1-0"])
     redrive.tries.save()
     redrive.tries.clear()
@@ -233,8 +232,7 @@ def test_clear_drops_the_checkpoint_and_keeps_the_ledger(offline: WorkflowDLQCli
 
 def test_a_save_is_of_a_finished_listing_unless_told(offline: WorkflowDLQClient) -> None:
     store = MemoryStore()
-    first = walk(offline, store)
-    first.tries.restore(0)
+    first = first_try(offline, store)
     first.tries.save(listed=False)
     first.tries.save()
     assert store.get(CHECKPOINT_KEY)["listed"] is True
