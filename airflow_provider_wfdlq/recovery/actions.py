@@ -191,6 +191,10 @@ class HousekeepingActor(BatchActor):
         """Entries a dead try had in flight: resolved like a lost answer."""
         return self._read_back(items, "in flight when an earlier try died")
 
+    @property
+    def bulk_route(self) -> tuple[str, str]:
+        return "DELETE", "/v2/workflows/dlq"
+
     # -- the walk's three steps: a whole batch in one step, on the task's thread ------------
 
     def prepare(self, items: Sequence[Item], overrides: Overrides) -> list[Call]:

@@ -273,15 +273,16 @@ class BatchActor:
             else:
                 results.append(Result(item, Outcome.VANISHED, reason="not in the DLQ any more"))
         if len(present) == len(items):
-            raise NotFoundError(
-                404,
-                "a bulk call answered 404 while every id is in the DLQ",
-                "POST",
-                f"/v2/workflows/dlq/{self.action.value}",
-            )
+            why = "a bulk call answered 404 while every id is in the DLQ"
+            raise NotFoundError(404, why, *self.bulk_route)
         if present:
             results += self.act(present, overrides)
         return results
+
+    @property
+    def bulk_route(self) -> tuple[str, str]:
+        """The method and path of this actor's bulk call (an error raised here names it)."""
+        return "POST", f"/v2/workflows/dlq/{self.action.value}"
 
     def _partial(self, items: list[Item], runs: list[ResumedRun]) -> list[Result]:
         """The server acted on fewer ids than named (or answered oddly)."""

@@ -284,6 +284,16 @@ def test_a_bulk_delete_refused_with_404_deletes_those_still_there_once_more() ->
     assert sent(hk.ledger, "a", "b", "c") == [True, False, True]
 
 
+def test_a_bulk_delete_refused_with_404_while_every_entry_is_there_is_raised() -> None:
+    client = Housekeeping({"a": None, "b": None}, [NotFoundError(404, "?", "DELETE", "/p")])
+    hk = actor(client, Action.DELETE)
+    with pytest.raises(NotFoundError) as caught:
+        hk.act(items("a", "b"), Overrides())
+    assert (caught.value.method, caught.value.path) == ("DELETE", "/v2/workflows/dlq")
+    assert caught.value.error == "a bulk call answered 404 while every id is in the DLQ"
+    assert len(client.calls) == 1
+
+
 @pytest.mark.parametrize(
     "refusal",
     [
