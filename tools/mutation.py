@@ -94,7 +94,11 @@ MODULES: tuple[Module, ...] = (
     Module("plan", "recovery/plan.py", _ENGINE_TESTS),
     Module("checkpoint", "recovery/checkpoint.py", _ENGINE_TESTS),
     Module("idset", "recovery/idset.py", _ENGINE_TESTS),
-    Module("tries", "recovery/tries.py", ("tests/recovery/test_tries_rules.py", *_ENGINE_TESTS)),
+    Module(
+        "tries",
+        "recovery/tries.py",
+        ("tests/recovery/test_tries_rules.py", "tests/recovery/test_ledger_rules.py"),
+    ),
     Module("actor", "recovery/actor.py", ("tests/recovery/test_actor_rules.py", *_ENGINE_TESTS)),
     Module(
         "inflight",

@@ -214,6 +214,9 @@ class Listing:
     items: Worklist
     listed: int = 0
     already_sent: int = 0
+    #: How many times a page showed an entry the ledger has, whether or not an earlier pass
+    #: saw it: one this task acted on that had not left yet (it may leave mid-listing).
+    sent_shown: int = 0
     #: Every dlqId the listing saw (a second pass skips them).
     seen: IdSet = field(default_factory=IdSet)
 
@@ -356,6 +359,8 @@ class PlanBuilder:
         fresh = 0
         for message in page.messages:
             walk.saw(message.created_at)
+            sent = message.dlq_id in self.exclude
+            listing.sent_shown += sent
             if not listing.seen.add(message.dlq_id):
                 continue
             fresh += 1
@@ -364,7 +369,7 @@ class PlanBuilder:
                     f"more than {self.max_entries} entries match; narrow the filters "
                     "(a shorter window) or raise max_entries"
                 )
-            if message.dlq_id in self.exclude:
+            if sent:
                 listing.already_sent += 1
                 continue
             listing.listed += 1

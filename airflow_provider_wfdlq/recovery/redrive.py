@@ -387,24 +387,28 @@ class Redrive:
             self.tries.save(pending=self.out.pending_ids(), listed=False)
 
     def _act_on_missed(self, seen: IdSet) -> None:
-        """Pass after pass while a pass finds entries the ones before missed (entries acted
-        on by a pass may leave late, while the next one pages), at most :data:`MAX_PASSES`."""
+        """Pass after pass until one is conclusive, at most :data:`MAX_PASSES`.
+
+        A pass is conclusive when it found nothing new and saw no entry this task acted on:
+        one it saw was still there and may have left while the pass paged (a server that
+        removes acted entries late), stepping the cursor over others."""
         for _ in range(MAX_PASSES):
             try:
                 missed = self._second_pass(seen)
             except ListingStopped:
                 self.report.stopped = Stop.STOPPED.value
                 return
-            if missed is None or not missed.listed:
+            if missed is None or not (missed.listed or missed.sent_shown):
                 return
-            self.report.found += missed.listed
-            self.report.selected += len(missed.items)
-            self._act_all(missed.items)
-            if self.report.stopped != Stop.DONE:
-                return
+            if missed.listed:
+                self.report.found += missed.listed
+                self.report.selected += len(missed.items)
+                self._act_all(missed.items)
+                if self.report.stopped != Stop.DONE:
+                    return
         log.warning(
-            "%d listing passes in a row found entries the ones before missed; what is left "
-            "stays in the DLQ for the next run.",
+            "%d listing passes in a row found entries the ones before missed, or saw entries "
+            "this task acted on still in the DLQ; what is left stays there for the next run.",
             MAX_PASSES,
         )
 

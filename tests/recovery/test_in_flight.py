@@ -104,6 +104,7 @@ def test_an_offset_cursor_disturbed_by_acting_while_listing_misses_nothing(
     [
         ({"offset_cursor": True}, True),
         ({"offset_cursor": True, "resumed_lag": 3}, True),
+        ({"offset_cursor": True, "resumed_lag": 12}, True),  # still leaving in later passes
         ({"offset_cursor": True, "keep_resumed": True}, False),
     ],
 )

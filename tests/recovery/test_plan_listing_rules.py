@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_wfdlq.client import DLQFilters, DLQMessage, NotFoundError
+from airflow_provider_wfdlq.recovery.idset import IdSet
 from airflow_provider_wfdlq.recovery.plan import (
     MAX_PAGES_WITHOUT_PROGRESS,
     MAX_RESTARTS_WITHOUT_PROGRESS,
@@ -274,6 +275,20 @@ def test_an_entry_already_sent_is_passed_over_not_the_rest_of_its_page() -> None
     listing = builder(client, exclude={"1-0"}).by_filters(DLQFilters.build())
     assert [item.dlq_id for item in listing.items.drain()] == ["2-0", "3-0"]
     assert (listing.listed, listing.already_sent) == (2, 1)
+
+
+def test_a_later_pass_counts_each_showing_of_an_entry_this_task_sent() -> None:
+    """An acted entry a pass still sees may leave while it pages (a server that removes
+    late): the walk runs another pass unless a pass saw none, even ones seen before."""
+    client = PagesClient((["1-0", "2-0", "3-0"], "c1"), (["3-0", "4-0"], None))
+    seen = IdSet()
+    seen.add("1-0")
+    seen.add("3-0")
+    listing = builder(client, exclude={"1-0", "2-0", "3-0"}).by_filters(DLQFilters.build(), seen)
+    assert [item.dlq_id for item in listing.items.drain()] == ["4-0"]
+    assert (listing.listed, listing.already_sent, listing.sent_shown) == (1, 1, 4)
+    quiet = builder(PagesClient((["5-0"], None)), exclude={"1-0"}).by_filters(DLQFilters.build())
+    assert (quiet.listed, quiet.sent_shown) == (1, 0)
 
 
 def test_progress_since_a_restart_adds_up_over_its_pages() -> None:
