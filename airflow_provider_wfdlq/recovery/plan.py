@@ -214,9 +214,12 @@ class Listing:
     items: Worklist
     listed: int = 0
     already_sent: int = 0
-    #: How many times a page showed an entry the ledger has, whether or not an earlier pass
-    #: saw it: one this task acted on that had not left yet (it may leave mid-listing).
+    #: Entries the ledger has that its pages showed (this task acted on them and they had
+    #: not left), each once, whether or not an earlier pass saw them: how many, and an
+    #: order-free digest of their ids (two listings that show the same ones agree on both).
     sent_shown: int = 0
+    sent_digest: int = 0
+    sent_seen: IdSet = field(default_factory=IdSet, repr=False)
     #: Every dlqId the listing saw (a second pass skips them).
     seen: IdSet = field(default_factory=IdSet)
 
@@ -360,7 +363,9 @@ class PlanBuilder:
         for message in page.messages:
             walk.saw(message.created_at)
             sent = message.dlq_id in self.exclude
-            listing.sent_shown += sent
+            if sent and listing.sent_seen.add(message.dlq_id):
+                listing.sent_shown += 1
+                listing.sent_digest ^= hash(message.dlq_id)
             if not listing.seen.add(message.dlq_id):
                 continue
             fresh += 1

@@ -389,17 +389,26 @@ class Redrive:
     def _act_on_missed(self, seen: IdSet) -> None:
         """Pass after pass until one is conclusive, at most :data:`MAX_PASSES`.
 
-        A pass is conclusive when it found nothing new and saw no entry this task acted on:
-        one it saw was still there and may have left while the pass paged (a server that
-        removes acted entries late), stepping the cursor over others."""
+        A pass that finds nothing new is conclusive when no entry this task acted on was
+        still there to leave while it paged (a server that removes acted entries late: one
+        leaving mid-pass steps a place-counting cursor over others). That holds when it saw
+        none, or when the next pass, also finding nothing new, sees the very same ones:
+        nothing is acted on between the two, so none of them left during the first, and
+        one left behind the cursor would have been shown by it and missing from the next
+        (entries the server did not act on stay, and would keep every pass inconclusive)."""
+        still: tuple[int, int] | None = None  # ours shown by a pass that found nothing new
         for _ in range(MAX_PASSES):
             try:
                 missed = self._second_pass(seen)
             except ListingStopped:
                 self.report.stopped = Stop.STOPPED.value
                 return
-            if missed is None or not (missed.listed or missed.sent_shown):
+            if missed is None:
                 return
+            shown = (missed.sent_shown, missed.sent_digest)
+            if not missed.listed and (not missed.sent_shown or shown == still):
+                return
+            still = None if missed.listed else shown
             if missed.listed:
                 self.report.found += missed.listed
                 self.report.selected += len(missed.items)
@@ -408,7 +417,7 @@ class Redrive:
                     return
         log.warning(
             "%d listing passes in a row found entries the ones before missed, or saw entries "
-            "this task acted on still in the DLQ; what is left stays there for the next run.",
+            "this task acted on leave; what is left stays in the DLQ for the next run.",
             MAX_PASSES,
         )
 

@@ -119,16 +119,34 @@ def test_the_second_pass_runs_when_acted_entries_left_while_paging(
 
     check(server, report)
     assert set(acted_ids(server)) == set(created)
+    assert (list_starts(server) > 1) is second_pass  # more passes until one is conclusive
+
+
+def list_starts(server: Any) -> int:
+    """List calls without a cursor from the window's start: each starts a pass."""
     low = str(EVERYTHING.from_date)
-    starts = [  # list calls without a cursor from the window's start: each starts a pass
-        r
+    return sum(
+        1
         for r in server.control.requests()
         if r["method"] == "GET"
         and r["path"] == "/v2/workflows/dlq"
         and not any(name == "cursor" for name, _ in r["query"])
         and ["fromDate", low] in r["query"]
-    ]
-    assert (len(starts) > 1) is second_pass  # more passes until one finds nothing new
+    )
+
+
+def test_passes_end_when_two_see_the_same_entries_the_server_did_not_act_on(
+    wfdlq_devserver: Any, client: WorkflowDLQClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server that acts on fewer ids than named leaves the rest in the DLQ (not acted,
+    never sent again): every pass sees them. Two passes in a row seeing the very same ones
+    end the walk, not the cap of 5 passes."""
+    world(wfdlq_devserver, "capped")
+    report = Redrive(client, plan(pacing=FAST)).run()
+    check(wfdlq_devserver, report)
+    assert report.counts["not_acted"] > 0
+    assert list_starts(wfdlq_devserver) == 3  # the walk, a pass, and the one that agrees
+    assert not [r for r in caplog.records if "passes in a row" in r.getMessage()]
 
 
 @pytest.mark.parametrize("reading", ["default", "keep_resumed", "hostile", "offset_cursor"])

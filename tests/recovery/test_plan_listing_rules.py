@@ -277,18 +277,23 @@ def test_an_entry_already_sent_is_passed_over_not_the_rest_of_its_page() -> None
     assert (listing.listed, listing.already_sent) == (2, 1)
 
 
-def test_a_later_pass_counts_each_showing_of_an_entry_this_task_sent() -> None:
+def test_a_later_pass_names_the_entries_this_task_sent_that_it_still_saw() -> None:
     """An acted entry a pass still sees may leave while it pages (a server that removes
-    late): the walk runs another pass unless a pass saw none, even ones seen before."""
+    late): the walk compares what two passes saw, ones an earlier pass saw included, each
+    once however often a page shows it."""
     client = PagesClient((["1-0", "2-0", "3-0"], "c1"), (["3-0", "4-0"], None))
     seen = IdSet()
     seen.add("1-0")
     seen.add("3-0")
     listing = builder(client, exclude={"1-0", "2-0", "3-0"}).by_filters(DLQFilters.build(), seen)
     assert [item.dlq_id for item in listing.items.drain()] == ["4-0"]
-    assert (listing.listed, listing.already_sent, listing.sent_shown) == (1, 1, 4)
+    assert (listing.listed, listing.already_sent, listing.sent_shown) == (1, 1, 3)
+    assert listing.sent_digest == hash("1-0") ^ hash("2-0") ^ hash("3-0")
+    other = PagesClient((["3-0", "2-0", "4-0", "1-0"], None))  # the same ones, in another order
+    again = builder(other, exclude={"1-0", "2-0", "3-0"}).by_filters(DLQFilters.build(), seen)
+    assert (again.sent_shown, again.sent_digest) == (3, listing.sent_digest)
     quiet = builder(PagesClient((["5-0"], None)), exclude={"1-0"}).by_filters(DLQFilters.build())
-    assert (quiet.listed, quiet.sent_shown) == (1, 0)
+    assert (quiet.listed, quiet.sent_shown, quiet.sent_digest) == (1, 0, 0)
 
 
 def test_progress_since_a_restart_adds_up_over_its_pages() -> None:
