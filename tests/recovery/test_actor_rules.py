@@ -307,7 +307,7 @@ def test_calls_out_at_once_never_exceed_the_concurrency() -> None:
         "c",
         "d",
     ]  # in order, whatever came first
-    assert most == 2
+    assert most <= 2  # (that calls overlap at all: the thread test below)
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,7 @@ def test_close_cancels_calls_not_yet_sent() -> None:
     flight = InFlight(gate, 2)
     for chunk in (0, 1, 2):  # the third waits for a worker
         flight.submit(call(chunk))
-    threading.Timer(0.3, gate.let, (0, 1, 2)).start()
+    threading.Timer(0.5, gate.let, (0, 1, 2)).start()
     flight.close()
     assert len(gate.threads) == 2  # the third was never sent
     assert [f.cancelled() for f in flight._out] == [False, False, True]
