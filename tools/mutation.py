@@ -57,10 +57,6 @@ class Module:
     name: str
     path: str
     tests: tuple[str, ...]
-    note: str = ""
-    #: False: measured and listed, but neither its score nor its survivors fail the run
-    #: (a module being rewritten; its survivors are triaged once the rewrite has merged).
-    gated: bool = True
 
 
 _SAFETY_TESTS = (
@@ -80,7 +76,7 @@ _ENGINE_TESTS = (
     "tests/recovery/test_in_flight.py",
 )
 
-#: In the order they run: the most important first, the one being rewritten last.
+#: In the order they run: the most important first.
 MODULES: tuple[Module, ...] = (
     Module("safety", "recovery/safety.py", _SAFETY_TESTS),
     Module("gate", "recovery/gate.py", _SAFETY_TESTS),
@@ -366,10 +362,9 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
         survivors = [m for m in standing if m not in message and m not in equivalent]
         counted = len(mutants) - len(message) - len(equivalent)
         score = 100.0 * len(killed) / counted if counted else 100.0
-        ok &= score >= 90.0 or not module.gated
-        note = f" ({module.note})" if module.note else ""
+        ok &= score >= 90.0
         rows.append(
-            f"| `{module.path}`{note} | **{score:.1f}%** | {len(mutants)} | {len(killed)} | "
+            f"| `{module.path}` | **{score:.1f}%** | {len(mutants)} | {len(killed)} | "
             f"{len(survivors)} | {len(message)} | {len(equivalent)} | {result['seconds']} s |"
         )
         section = [
@@ -387,9 +382,8 @@ def report(results: dict[str, dict[str, Any]], max_children: int) -> tuple[str, 
                 "|---|---|---|",
             ]
             for m in survivors:
-                untriaged = "**unexplained**" if module.gated else "not triaged (being rewritten)"
-                kind, reason = allowed.get(m["name"], ("", untriaged))
-                if kind != "survivor" and module.gated:
+                kind, reason = allowed.get(m["name"], ("", "**unexplained**"))
+                if kind != "survivor":
                     ok = False
                 status = " (no test reaches it)" if m["code"] in (5, 33) else ""
                 section.append(
